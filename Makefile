@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make serve` and `make test`. Everything else is set up on demand.
+PYTHON ?= python3
+VENV := .venv
+SDK_VENV := .venv-sdk
+FAKELLM_VENV := .venv-fakellm
+BIN := $(VENV)/bin
+
+.PHONY: serve test lint typecheck check bench clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+# The official SDK pins old dependencies (cryptography<43), so it gets an environment of its own.
+$(SDK_VENV)/.installed: tests/sdk-constraints.txt
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install -q -c tests/sdk-constraints.txt humanloop==0.7.35
+	touch $@
+
+# fakellm: an OpenAI/Anthropic-shaped upstream nobody on this team wrote.
+$(FAKELLM_VENV)/.installed: tests/fakellm-constraints.txt
+	$(PYTHON) -m venv $(FAKELLM_VENV)
+	$(FAKELLM_VENV)/bin/pip install -q -c tests/fakellm-constraints.txt fakellm==0.3.5
+	touch $@
+
+serve: $(BIN)/.installed
+	$(BIN)/loopgate serve
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+test: $(BIN)/.installed $(SDK_VENV)/.installed $(FAKELLM_VENV)/.installed lint typecheck
+	$(BIN)/pytest
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) $(SDK_VENV) $(FAKELLM_VENV)

@@ -1,0 +1,3 @@
+from loopgate.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""The application factory: wires settings -> store -> providers -> service, and mounts /v4."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from loopgate import __version__
+from loopgate.api.auth import organization
+from loopgate.api.responses import JSONBytes, install_error_handlers
+from loopgate.api.routes import chat
+from loopgate.config import Settings
+from loopgate.providers.http import UpstreamHTTP
+from loopgate.providers.registry import ProviderRegistry
+from loopgate.service.generation import GenerationService
+from loopgate.store.db import create_engine
+from loopgate.store.repository import Store
+from loopgate.store.writer import GroupCommitWriter
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        writer = GroupCommitWriter(engine, max_batch=settings.writer_max_batch)
+        await writer.start()
+        http = UpstreamHTTP(
+            connect_timeout=settings.provider_connect_timeout, total_timeout=settings.provider_timeout
+        )
+        store = Store(engine, writer, cache_seconds=settings.auth_cache_seconds)
+        app.state.store = store
+        app.state.generation = GenerationService(store, ProviderRegistry(settings, http))
+        try:
+            yield
+        finally:
+            await writer.stop()
+            await http.close()
+            await engine.dispose()
+
+    app = FastAPI(title="loopgate", version=__version__, lifespan=lifespan, default_response_class=JSONBytes)
+    install_error_handlers(app)
+    v4 = APIRouter(prefix="/v4", dependencies=[Depends(organization)])
+    v4.include_router(chat.router)
+    app.include_router(v4)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

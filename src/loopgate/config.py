@@ -1,0 +1,39 @@
+"""One typed Settings object, read once at start from ``LOOPGATE_*`` environment variables.
+
+| variable | default | meaning |
+|---|---|---|
+| LOOPGATE_DATABASE_URL | sqlite+aiosqlite:///./loopgate.db | SQLAlchemy async URL of the store |
+| LOOPGATE_HOST / LOOPGATE_PORT | 127.0.0.1 / 8000 | where ``loopgate serve`` listens |
+| LOOPGATE_WORKERS | 1 | server processes |
+| LOOPGATE_OPENAI_API_KEY | (none) | fallback key for provider ``openai`` |
+| LOOPGATE_OPENAI_BASE_URL | https://api.openai.com/v1 | any OpenAI-compatible server |
+| LOOPGATE_PROVIDER_CONNECT_TIMEOUT | 10 | seconds to open an upstream connection |
+| LOOPGATE_PROVIDER_TIMEOUT | 600 | seconds for a whole upstream call |
+| LOOPGATE_WRITER_MAX_BATCH | 512 | most logs committed in one group commit |
+| LOOPGATE_SQLITE_SYNCHRONOUS | FULL | SQLite ``synchronous`` pragma (FULL survives power loss) |
+| LOOPGATE_AUTH_CACHE_SECONDS | 30 | how long a verified API key is remembered in-process |
+| LOOPGATE_LOG_LEVEL | info | server log level |
+"""
+
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOOPGATE_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./loopgate.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "info"
+
+    openai_api_key: str | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    provider_connect_timeout: float = 10.0
+    provider_timeout: float = 600.0
+
+    writer_max_batch: int = 512
+    sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
+    auth_cache_seconds: float = 30.0

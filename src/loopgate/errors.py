@@ -1,0 +1,127 @@
+"""The error hierarchy, and the one table that turns each class into an HTTP response.
+
+    LoopgateError                      anything loopgate raises on purpose
+    ├── AuthenticationError     401    missing or unknown X-API-KEY
+    ├── NotFoundError           404    a referenced id or name does not exist in the organization
+    ├── RequestInvalid          422    input that passed the schema but not the semantics
+    └── ProviderError           4xx/5xx  a model provider could not produce a generation
+        ├── ProviderKeyMissing  400    no key for the provider in the request or the server configuration
+        ├── UpstreamStatusError        the upstream answered with an error status (status kept)
+        ├── UpstreamConnectionError 502  the upstream could not be reached
+        └── UpstreamTimeout     504    the upstream did not answer in time
+
+HTTP bodies follow the v4 API: ``{"detail": "..."}`` for 401/404, FastAPI's
+``{"detail": [{"loc", "msg", "type"}]}`` for 422, and ``{"detail": {"type", "message", "code", "origin"}}``
+for provider failures.
+"""
+
+from typing import Any
+
+_PROVIDER_ERROR_TYPES = {
+    400: "bad_request_error",
+    401: "authentication_error",
+    403: "permission_denied_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    409: "conflict_error",
+    413: "request_too_large_error",
+    422: "unprocessable_entity_error",
+    429: "rate_limit_error",
+    502: "bad_gateway_error",
+    503: "service_unavailable_error",
+    504: "gateway_timeout_error",
+}
+
+
+class LoopgateError(Exception):
+    status_code = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.message}
+
+
+class AuthenticationError(LoopgateError):
+    status_code = 401
+
+
+class NotFoundError(LoopgateError):
+    status_code = 404
+
+
+class RequestInvalid(LoopgateError):
+    """Semantic validation failure, reported in FastAPI's 422 shape so clients parse it like schema errors."""
+
+    status_code = 422
+
+    def __init__(self, loc: list[str | int], message: str, error_type: str = "value_error") -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.error_type = error_type
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": [{"loc": self.loc, "msg": self.message, "type": self.error_type}]}
+
+
+class ProviderError(LoopgateError):
+    """A provider failed; ``origin`` is the provider's display name (e.g. ``OpenAI``)."""
+
+    status_code = 502
+
+    def __init__(self, message: str, *, origin: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.origin = origin
+        if status_code is not None:
+            self.status_code = status_code
+
+    @property
+    def error_type(self) -> str:
+        if self.status_code in _PROVIDER_ERROR_TYPES:
+            return _PROVIDER_ERROR_TYPES[self.status_code]
+        return "internal_server_error" if self.status_code >= 500 else "bad_request_error"
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "detail": {
+                "type": self.error_type,
+                "message": self.message,
+                "code": self.status_code,
+                "origin": self.origin,
+            }
+        }
+
+
+class ProviderKeyMissing(ProviderError):
+    status_code = 400
+
+
+class UpstreamStatusError(ProviderError):
+    """The upstream's own status is kept (429 stays 429) so clients can back off as they would against it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        origin: str,
+        status_code: int,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, origin=origin, status_code=status_code)
+        self.upstream_body = body
+        self.headers = headers or {}
+
+    @property
+    def retry_after(self) -> str | None:
+        return self.headers.get("retry-after")
+
+
+class UpstreamConnectionError(ProviderError):
+    status_code = 502
+
+
+class UpstreamTimeout(ProviderError):
+    status_code = 504

@@ -1,0 +1,1 @@
+"""Model providers: one small interface (``base.Provider``), one registry, one adapter per wire API shape."""

@@ -1,0 +1,29 @@
+"""The provider registry: adding a provider is one module with a ``build`` function plus one line here."""
+
+from collections.abc import Callable
+
+from loopgate.config import Settings
+from loopgate.errors import RequestInvalid
+from loopgate.providers import mock, openai
+from loopgate.providers.base import Provider
+from loopgate.providers.http import UpstreamHTTP
+
+_BUILDERS: dict[str, Callable[[Settings, UpstreamHTTP], Provider]] = {
+    "openai": openai.build,
+    "mock": mock.build,
+}
+
+
+class ProviderRegistry:
+    def __init__(self, settings: Settings, http: UpstreamHTTP) -> None:
+        self._providers = {name: build(settings, http) for name, build in _BUILDERS.items()}
+
+    def get(self, name: str) -> Provider:
+        provider = self._providers.get(name)
+        if provider is None:
+            available = ", ".join(sorted(self._providers))
+            raise RequestInvalid(
+                ["body", "model_config", "provider"],
+                f"Provider '{name}' is not available on this server (available: {available})",
+            )
+        return provider

@@ -1,0 +1,146 @@
+"""Wire models shared by several route groups: messages, tool calls, tools, response format, provider keys."""
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class WireModel(BaseModel):
+    """Base for request bodies: unknown keys are rejected like the original server did (additionalProperties
+    false), and ``model_*`` field names are allowed because the API uses ``model_config_id``."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
+
+
+class LenientModel(BaseModel):
+    """Nested objects whose schema the spec leaves open (messages, tool calls): extra keys are ignored."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+
+class ChatRole(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    TOOL = "tool"
+
+
+class ModelProviders(StrEnum):
+    OPENAI = "openai"
+    OPENAI_AZURE = "openai_azure"
+    MOCK = "mock"
+    ANTHROPIC = "anthropic"
+    BEDROCK = "bedrock"
+    COHERE = "cohere"
+    REPLICATE = "replicate"
+    GOOGLE = "google"
+    GROQ = "groq"
+
+
+class ModelEndpoints(StrEnum):
+    COMPLETE = "complete"
+    CHAT = "chat"
+    EDIT = "edit"
+
+
+class FunctionTool(LenientModel):
+    name: str
+    # 0.5.18 sent arbitrary JSON here; 0.7.35 a JSON-encoded string.
+    arguments: Any = None
+
+
+class ToolCall(LenientModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionTool
+
+
+class ImageUrl(LenientModel):
+    url: str
+    detail: Literal["high", "low", "auto"] | None = None
+
+
+class TextChatContent(LenientModel):
+    type: Literal["text"]
+    text: str
+
+
+class ImageChatContent(LenientModel):
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+class ChatMessage(LenientModel):
+    role: ChatRole
+    content: str | list[TextChatContent | ImageChatContent] | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call: FunctionTool | None = None
+
+
+class FunctionToolChoice(LenientModel):
+    name: str
+
+
+class ToolChoice(LenientModel):
+    type: Literal["function"]
+    function: FunctionToolChoice
+
+
+class ResponseFormat(LenientModel):
+    type: Literal["json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class ModelConfigTool(LenientModel):
+    """An inline function definition (ModelConfigToolRequest) or a reference to an organization tool
+    (LinkedToolRequest, ``source: organization`` with an ``oc_`` id)."""
+
+    name: str | None = None
+    id: str | None = None
+    description: str | None = None
+    strict: bool | None = None
+    parameters: dict[str, Any] | None = None
+    source: Literal["inline", "organization"] | None = None
+    source_code: str | None = None
+    other: dict[str, Any] | None = None
+    preset_name: str | None = None
+
+
+class ProviderApiKeys(BaseModel):
+    """Per-request provider credentials. Used for the one call and never stored or logged."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    openai: str | None = None
+    ai21: str | None = None
+    mock: str | None = None
+    anthropic: str | None = None
+    bedrock: str | None = None
+    cohere: str | None = None
+    openai_azure: str | None = None
+    openai_azure_endpoint: str | None = None
+
+
+ToolChoiceValue = Literal["none", "auto", "required"] | ToolChoice
+
+
+class ModelConfigChatRequest(WireModel):
+    name: str | None = None
+    description: str | None = None
+    provider: ModelProviders = ModelProviders.OPENAI
+    model: str
+    max_tokens: int = -1
+    temperature: float = 1
+    top_p: float = 1
+    stop: str | list[str] | None = None
+    presence_penalty: float = 0
+    frequency_penalty: float = 0
+    other: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = None
+    response_format: ResponseFormat | None = None
+    endpoint: ModelEndpoints = ModelEndpoints.CHAT
+    chat_template: list[ChatMessage] | None = None
+    tools: list[ModelConfigTool] | None = None

@@ -1,0 +1,139 @@
+"""The chat flow: prepare, call the provider, make each sample a log, commit, answer.
+
+A response (and, for streams, each sample's final event) is released only after the group commit holding
+its logs: a client that saw a ``data_…`` id can always find that log. A provider failure is logged too
+(status ``error``) before the error is returned.
+"""
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from loopgate import ids, tokens
+from loopgate.errors import ProviderError
+from loopgate.providers.base import ProviderResult
+from loopgate.providers.registry import ProviderRegistry
+from loopgate.schemas.chat import ChatRequest
+from loopgate.service import records
+from loopgate.service.prepare import Prepared, Preparer
+from loopgate.service.streaming import ChatStream
+from loopgate.store.repository import Store, now
+
+
+class GenerationService:
+    def __init__(self, store: Store, providers: ProviderRegistry) -> None:
+        self._store = store
+        self._prepare = Preparer(store, providers)
+
+    async def chat(self, org_id: str, request: ChatRequest) -> dict[str, Any]:
+        prepared = await self._prepare.chat(org_id, request)
+        created_at = now()
+        started = time.perf_counter()
+        try:
+            result = await prepared.provider.generate(prepared.call)
+        except ProviderError as exc:
+            await self.log_failure(prepared, exc, created_at, time.perf_counter() - started)
+            raise
+        latency = time.perf_counter() - started
+        samples = _samples(prepared, result)
+        blobs: dict[str, str] = {}
+        rows = [
+            records.log_row(
+                prepared,
+                sample,
+                created_at=created_at,
+                latency=latency,
+                status="complete",
+                error=None,
+                provider_request=result.request,
+                provider_responses=result.responses,
+                blobs=blobs,
+            )
+            for sample in samples
+        ]
+        await self._store.writer.write_logs(rows, blobs)
+        usage = records.total_usage(result.usage, samples)
+        return {
+            "project_id": prepared.project_id,
+            "num_samples": request.num_samples,
+            "logprobs": None,
+            "suffix": None,
+            "user": request.user,
+            "data": [records.data_item(prepared, sample) for sample in samples],
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "generation_tokens": usage.generation_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+            "metadata": request.metadata,
+            "provider_responses": result.responses,
+            "provider_request": result.request,
+            "session_id": prepared.session_id,
+            "tool_choice": prepared.tool_choice,
+        }
+
+    async def chat_stream(self, org_id: str, request: ChatRequest) -> AsyncIterator[bytes]:
+        """Opens the upstream stream before returning, so a provider that refuses the call is answered
+        with its HTTP status rather than a 200 followed by an error event."""
+        prepared = await self._prepare.chat(org_id, request)
+        created_at = now()
+        started = time.perf_counter()
+        events = prepared.provider.stream(prepared.call)
+        try:
+            first = await anext(events)
+        except ProviderError as exc:
+            await self.log_failure(prepared, exc, created_at, time.perf_counter() - started)
+            raise
+        return ChatStream(prepared, self._store.writer, first, events, created_at, started).events()
+
+    async def log_failure(
+        self, prepared: Prepared, error: ProviderError, created_at: Any, latency: float
+    ) -> None:
+        sample = records.Sample(
+            log_id=ids.new_id(ids.LOG),
+            index=0,
+            raw_output="",
+            finish_reason=None,
+            tool_calls=None,
+            prompt_tokens=tokens.count_messages(prepared.messages),
+            output_tokens=0,
+        )
+        blobs: dict[str, str] = {}
+        row = records.log_row(
+            prepared,
+            sample,
+            created_at=created_at,
+            latency=latency,
+            status="error",
+            error=f"{error.origin}: {error.message}",
+            provider_request=None,
+            provider_responses=[],
+            blobs=blobs,
+        )
+        row["output"] = None
+        await self._store.writer.write_logs([row], blobs)
+
+
+def _samples(prepared: Prepared, result: ProviderResult) -> list[records.Sample]:
+    prompt_tokens = result.usage.prompt_tokens if result.usage else tokens.count_messages(prepared.messages)
+    single = len(result.generations) == 1 and result.usage is not None
+    samples = []
+    for generation in result.generations:
+        output_tokens = (
+            result.usage.generation_tokens
+            if single and result.usage
+            else tokens.count_output(generation.raw_output, generation.tool_calls)
+        )
+        samples.append(
+            records.Sample(
+                log_id=ids.new_id(ids.LOG),
+                index=generation.index,
+                raw_output=generation.raw_output,
+                finish_reason=generation.finish_reason,
+                tool_calls=generation.tool_calls,
+                prompt_tokens=prompt_tokens,
+                output_tokens=output_tokens,
+                logprobs=generation.logprobs,
+            )
+        )
+    return samples

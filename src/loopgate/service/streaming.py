@@ -1,0 +1,187 @@
+"""A streamed chat: provider deltas out as v4 SSE events, the samples logged when the stream ends.
+
+Each event is one line ``data: {json}`` whose ``data`` holds exactly one sample (id, index, output delta),
+as the SDK's parser requires. Samples interleave when ``num_samples > 1``. The final event of each sample
+(``finish_reason`` set, full ``output_message``) is sent only after the logs are committed. If the client
+goes away or the provider fails mid-stream, whatever was generated is still logged, marked ``partial`` or
+``error``.
+"""
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from loopgate import ids, tokens
+from loopgate.errors import ProviderError
+from loopgate.providers.base import StreamDelta, StreamEnd, StreamEvent
+from loopgate.service import records
+from loopgate.service.prepare import Prepared
+from loopgate.store.writer import GroupCommitWriter
+
+
+class _SampleState:
+    __slots__ = ("finish_reason", "parts", "tool_calls")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+
+    def add(self, delta: StreamDelta) -> None:
+        if delta.text:
+            self.parts.append(delta.text)
+        for tool in delta.tool_calls or ():
+            call = self.tool_calls.setdefault(
+                tool.position, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+            )
+            if tool.id:
+                call["id"] = tool.id
+            call["function"]["name"] += tool.name or ""
+            call["function"]["arguments"] += tool.arguments
+        if delta.finish_reason:
+            self.finish_reason = delta.finish_reason
+
+    def calls(self) -> list[dict[str, Any]] | None:
+        return [self.tool_calls[p] for p in sorted(self.tool_calls)] or None
+
+
+class ChatStream:
+    def __init__(
+        self,
+        prepared: Prepared,
+        writer: GroupCommitWriter,
+        first: StreamEvent,
+        events: AsyncGenerator[StreamEvent, None],
+        created_at: datetime,
+        started: float,
+    ) -> None:
+        self._prepared = prepared
+        self._writer = writer
+        self._first = first
+        self._events = events
+        self._created_at = created_at
+        self._started = started
+        n = prepared.request.num_samples
+        self._ids = [ids.new_id(ids.LOG) for _ in range(n)]
+        self._states = [_SampleState() for _ in range(n)]
+        self._end: StreamEnd | None = None
+        self._head: dict[str, Any] = {
+            "project_id": prepared.project_id,
+            "session_id": prepared.session_id,
+            "num_samples": n,
+            "provider_responses": [],
+        }
+
+    async def events(self) -> AsyncIterator[bytes]:
+        logged = False
+        error: ProviderError | None = None
+        try:
+            event: StreamEvent | None = self._first
+            while event is not None:
+                if isinstance(event, StreamEnd):
+                    self._end = event
+                elif 0 <= event.index < len(self._states):
+                    self._states[event.index].add(event)
+                    if event.text:
+                        yield self._event(event.index, event.text)
+                event = await anext(self._events, None)
+            samples = self._samples()
+            rows, blobs = self._rows(samples, status="complete", error=None)
+            logged = True  # handed to the writer: it commits even if this request is cancelled now
+            await self._writer.write_logs(rows, blobs)
+            usage = records.total_usage(self._end.usage if self._end else None, samples)
+            for sample in samples:
+                yield self._final_event(sample, usage)
+        except ProviderError as exc:
+            error = exc
+            yield b"data: " + orjson.dumps(exc.body()) + b"\n\n"
+        finally:
+            if not logged:
+                message = (
+                    f"{error.origin}: {error.message}" if error else "stream ended early: client disconnected"
+                )
+                rows, blobs = self._rows(
+                    self._samples(), status="error" if error else "partial", error=message
+                )
+                self._writer.write_logs_nowait(rows, blobs)
+            await self._events.aclose()
+
+    def _event(self, index: int, text: str) -> bytes:
+        item = {
+            "id": self._ids[index],
+            "index": index,
+            "output": text,
+            "raw_output": text,
+            "finish_reason": None,
+            "model_config_id": self._prepared.config_id,
+            "tool_calls": None,
+            "output_message": None,
+            "tool_results": None,
+        }
+        return b"data: " + orjson.dumps({**self._head, "data": [item]}) + b"\n\n"
+
+    def _final_event(self, sample: records.Sample, usage: Any) -> bytes:
+        item = records.data_item(self._prepared, sample)
+        item["output"] = item["raw_output"] = ""  # the text went out as deltas already
+        del item["messages"]
+        body = {
+            **self._head,
+            "data": [item],
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "generation_tokens": usage.generation_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+            "metadata": self._prepared.request.metadata,
+            "user": self._prepared.request.user,
+        }
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    def _samples(self) -> list[records.Sample]:
+        prompt_tokens = (
+            self._end.usage.prompt_tokens
+            if self._end and self._end.usage
+            else tokens.count_messages(self._prepared.messages)
+        )
+        samples = []
+        for index, state in enumerate(self._states):
+            text = "".join(state.parts)
+            calls = state.calls()
+            samples.append(
+                records.Sample(
+                    log_id=self._ids[index],
+                    index=index,
+                    raw_output=text,
+                    finish_reason=state.finish_reason,
+                    tool_calls=calls,
+                    prompt_tokens=prompt_tokens,
+                    output_tokens=tokens.count_output(text, calls),
+                )
+            )
+        return samples
+
+    def _rows(
+        self, samples: list[records.Sample], *, status: str, error: str | None
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        blobs: dict[str, str] = {}
+        latency = time.perf_counter() - self._started
+        request = self._end.request if self._end else None
+        responses = self._end.responses if self._end else []
+        rows = [
+            records.log_row(
+                self._prepared,
+                sample,
+                created_at=self._created_at,
+                latency=latency,
+                status=status,
+                error=error,
+                provider_request=request,
+                provider_responses=responses,
+                blobs=blobs,
+            )
+            for sample in samples
+        ]
+        return rows, blobs

@@ -1,0 +1,248 @@
+"""The queries the generation path needs. Reads use the connection pool; every write goes through the
+group-commit writer. Get-or-create is an insert-if-absent on a unique key followed by a read, so concurrent
+first uses (in this process or another) end with exactly one row."""
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from loopgate import ids
+from loopgate.store import content, tables
+from loopgate.store.cache import TTLCache
+from loopgate.store.writer import GroupCommitWriter, insert_ignore
+
+DEFAULT_ORGANIZATION = "default"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class Store:
+    def __init__(
+        self, engine: AsyncEngine, writer: GroupCommitWriter, *, cache_seconds: float = 30.0
+    ) -> None:
+        self.engine = engine
+        self.writer = writer
+        self._keys: TTLCache[str, str] = TTLCache(cache_seconds)
+        self._projects: TTLCache[tuple[str, str], str] = TTLCache(cache_seconds)
+        self._project_ids: TTLCache[tuple[str, str], bool] = TTLCache(cache_seconds)
+        self._configs: TTLCache[tuple[str, str], str] = TTLCache(3600, max_size=50_000)
+        self._sessions: TTLCache[tuple[str, str], str] = TTLCache(cache_seconds, max_size=50_000)
+
+    # -- organizations and keys ---------------------------------------------------------------------------
+
+    async def create_api_key(self, *, organization: str, name: str | None) -> tuple[str, str]:
+        """Returns (key, organization id). Only the key's hash is stored."""
+        key = "lg_" + ids.new_id("k")[2:] + ids.new_id("k")[2:]
+
+        async def operation(connection: AsyncConnection) -> str:
+            await connection.execute(
+                insert_ignore(connection, tables.organizations),
+                {"id": ids.new_id(ids.ORGANIZATION), "name": organization, "created_at": now()},
+            )
+            org_id: str = (
+                await connection.execute(
+                    select(tables.organizations.c.id).where(tables.organizations.c.name == organization)
+                )
+            ).scalar_one()
+            await connection.execute(
+                tables.api_keys.insert(),
+                {
+                    "id": ids.new_id(ids.API_KEY),
+                    "org_id": org_id,
+                    "name": name,
+                    "key_hash": hash_api_key(key),
+                    "created_at": now(),
+                },
+            )
+            return org_id
+
+        org_id = await self.writer.run(operation)
+        return key, org_id
+
+    async def organization_for_key(self, key: str) -> str | None:
+        digest = hash_api_key(key)
+        cached = self._keys.get(digest)
+        if cached is not None:
+            return cached
+        async with self.engine.connect() as connection:
+            org_id = (
+                await connection.execute(
+                    select(tables.api_keys.c.org_id).where(tables.api_keys.c.key_hash == digest)
+                )
+            ).scalar_one_or_none()
+        if org_id is not None:
+            self._keys.put(digest, org_id)
+        return org_id
+
+    # -- projects -------------------------------------------------------------------------------------------
+
+    async def project_by_name(self, org_id: str, name: str) -> str:
+        """The project's id, creating the project on first use."""
+        cached = self._projects.get((org_id, name))
+        if cached is not None:
+            return cached
+        query = select(tables.projects.c.id).where(
+            tables.projects.c.org_id == org_id, tables.projects.c.name == name
+        )
+        async with self.engine.connect() as connection:
+            project_id = (await connection.execute(query)).scalar_one_or_none()
+        if project_id is None:
+
+            async def operation(connection: AsyncConnection) -> str:
+                stamp = now()
+                await connection.execute(
+                    insert_ignore(connection, tables.projects),
+                    {
+                        "id": ids.new_id(ids.PROJECT),
+                        "org_id": org_id,
+                        "name": name,
+                        "created_at": stamp,
+                        "updated_at": stamp,
+                    },
+                )
+                found: str = (await connection.execute(query)).scalar_one()
+                return found
+
+            project_id = await self.writer.run(operation)
+        self._projects.put((org_id, name), str(project_id))
+        return str(project_id)
+
+    async def project_exists(self, org_id: str, project_id: str) -> bool:
+        if self._project_ids.get((org_id, project_id)):
+            return True
+        query = select(tables.projects.c.id).where(
+            tables.projects.c.org_id == org_id, tables.projects.c.id == project_id
+        )
+        async with self.engine.connect() as connection:
+            found = (await connection.execute(query)).scalar_one_or_none() is not None
+        if found:
+            self._project_ids.put((org_id, project_id), True)
+        return found
+
+    # -- model configs ------------------------------------------------------------------------------------
+
+    async def model_config_id(
+        self, org_id: str, project_id: str, config_hash: str, body: dict[str, Any]
+    ) -> str:
+        """The id of the project's config with these parameters, registering a new version if needed."""
+        cached = self._configs.get((project_id, config_hash))
+        if cached is not None:
+            return cached
+        query = select(tables.model_configs.c.id).where(
+            tables.model_configs.c.project_id == project_id, tables.model_configs.c.config_hash == config_hash
+        )
+        async with self.engine.connect() as connection:
+            config_id = (await connection.execute(query)).scalar_one_or_none()
+        if config_id is None:
+
+            async def operation(connection: AsyncConnection) -> str:
+                await connection.execute(
+                    insert_ignore(connection, tables.model_configs),
+                    {
+                        "id": ids.new_id(ids.MODEL_CONFIG),
+                        "org_id": org_id,
+                        "project_id": project_id,
+                        "config_hash": config_hash,
+                        "name": body.get("name") or body["model"],
+                        "body": orjson.dumps(body).decode(),
+                        "created_at": now(),
+                    },
+                )
+                found: str = (await connection.execute(query)).scalar_one()
+                return found
+
+            config_id = await self.writer.run(operation)
+        self._configs.put((project_id, config_hash), str(config_id))
+        return str(config_id)
+
+    async def model_config(self, config_id: str) -> dict[str, Any] | None:
+        query = select(tables.model_configs).where(tables.model_configs.c.id == config_id)
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).mappings().one_or_none()
+        return dict(row) if row else None
+
+    # -- sessions and parents ----------------------------------------------------------------------------
+
+    async def session_by_reference(self, org_id: str, reference_id: str) -> str:
+        cached = self._sessions.get((org_id, reference_id))
+        if cached is not None:
+            return cached
+        query = select(tables.sessions.c.id).where(
+            tables.sessions.c.org_id == org_id, tables.sessions.c.reference_id == reference_id
+        )
+        async with self.engine.connect() as connection:
+            session_id = (await connection.execute(query)).scalar_one_or_none()
+        if session_id is None:
+
+            async def operation(connection: AsyncConnection) -> str:
+                stamp = now()
+                await connection.execute(
+                    insert_ignore(connection, tables.sessions),
+                    {
+                        "id": ids.new_id(ids.SESSION),
+                        "org_id": org_id,
+                        "reference_id": reference_id,
+                        "created_at": stamp,
+                        "updated_at": stamp,
+                    },
+                )
+                found: str = (await connection.execute(query)).scalar_one()
+                return found
+
+            session_id = await self.writer.run(operation)
+        self._sessions.put((org_id, reference_id), str(session_id))
+        return str(session_id)
+
+    async def session_exists(self, org_id: str, session_id: str) -> bool:
+        query = select(tables.sessions.c.id).where(
+            tables.sessions.c.org_id == org_id, tables.sessions.c.id == session_id
+        )
+        async with self.engine.connect() as connection:
+            return (await connection.execute(query)).scalar_one_or_none() is not None
+
+    async def log_parent(
+        self, org_id: str, *, log_id: str | None = None, reference_id: str | None = None
+    ) -> tuple[str, str | None] | None:
+        """(id, session_id) of a log of the organization, found by id or by reference id."""
+        query = select(tables.logs.c.id, tables.logs.c.session_id).where(tables.logs.c.org_id == org_id)
+        if log_id is not None:
+            query = query.where(tables.logs.c.id == log_id)
+        else:
+            query = query.where(tables.logs.c.reference_id == reference_id)
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query.limit(1))).one_or_none()
+        return (row[0], row[1]) if row else None
+
+    # -- logs -----------------------------------------------------------------------------------------------
+
+    async def get_log(self, org_id: str, log_id: str) -> dict[str, Any] | None:
+        """A stored log with its payload expanded (content references resolved)."""
+        query = select(tables.logs).where(tables.logs.c.org_id == org_id, tables.logs.c.id == log_id)
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).mappings().one_or_none()
+            if row is None:
+                return None
+            log = dict(row)
+            payload = orjson.loads(log["payload"]) if log["payload"] else None
+            if payload is not None:
+                refs = content.references(payload, set())
+                blobs: dict[str, str] = {}
+                if refs:
+                    found = await connection.execute(
+                        select(tables.blobs.c.hash, tables.blobs.c.data).where(tables.blobs.c.hash.in_(refs))
+                    )
+                    blobs = {str(digest): str(data) for digest, data in found.all()}
+                payload = content.expand(payload, blobs)
+        log["payload"] = payload
+        log["metadata"] = orjson.loads(log["metadata"]) if log["metadata"] else None
+        return log

@@ -1,0 +1,123 @@
+"""Table definitions (SQLAlchemy Core). Migrations in ``migrations/versions`` create exactly these.
+
+JSON columns are Text holding orjson-encoded documents: the service encodes once, and nothing parses
+them on the write path. A log's bulky payload (inputs, messages, provider request/responses, ...) lives in
+``logs.payload`` with long strings replaced by references into ``blobs`` (see ``content.py``), so content
+that repeats across logs -- a system prompt, a shared history -- is stored once.
+"""
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+ID = String(40)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("org_id", ID, ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(255), nullable=True),
+    # sha256 of the key; the key itself is shown once and never stored.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("org_id", ID, ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("org_id", "name", name="uq_projects_org_name"),
+)
+
+model_configs = Table(
+    "model_configs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("org_id", ID, ForeignKey("organizations.id"), nullable=False),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=False),
+    # sha256 of the canonical parameter set: same parameters in a project -> same config.
+    Column("config_hash", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("project_id", "config_hash", name="uq_model_configs_project_hash"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("org_id", ID, ForeignKey("organizations.id"), nullable=False),
+    Column("reference_id", String(255), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("org_id", "reference_id", name="uq_sessions_org_reference"),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("org_id", ID, ForeignKey("organizations.id"), nullable=False),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=True),
+    Column("session_id", ID, ForeignKey("sessions.id"), nullable=True),
+    Column("parent_id", ID, nullable=True),
+    Column("reference_id", String(255), nullable=True),
+    Column("config_id", ID, ForeignKey("model_configs.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(255), nullable=True),
+    Column("source_datapoint_id", String(64), nullable=True),
+    Column("environment", String(255), nullable=True),
+    Column("user", String(255), nullable=True),
+    Column("save", Boolean, nullable=False),
+    # complete | partial (stream cut short by the client) | error
+    Column("status", String(16), nullable=False),
+    Column("sample_index", Integer, nullable=False),
+    Column("output", Text, nullable=True),
+    Column("finish_reason", String(32), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("prompt_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    Column("provider_latency", Float, nullable=True),
+    Column("metadata", Text, nullable=True),
+    Column("payload", Text, nullable=True),
+    Index("ix_logs_project_created", "project_id", "created_at"),
+    Index("ix_logs_session", "session_id"),
+    Index("ix_logs_parent", "parent_id"),
+    Index("ix_logs_org_reference", "org_id", "reference_id"),
+    Index("ix_logs_config", "config_id"),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("hash", String(32), primary_key=True),
+    Column("data", Text, nullable=False),
+)

@@ -1,0 +1,118 @@
+"""Shared fixtures: a real ``loopgate serve`` process on 127.0.0.1 with its own SQLite file and API key.
+
+Servers are started as subprocesses, exactly as users start them, and driven over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LOOPGATE = [sys.executable, "-m", "loopgate"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_http(url: str, timeout: float = 20.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@dataclass
+class Server:
+    """A running loopgate: ``url`` is the v4 base (what the SDK calls ``host``)."""
+
+    port: int
+    database: Path
+    env: dict[str, str]
+    api_key: str = ""
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    extra_keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/v4"
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run([*LOOPGATE, *args], env=self.env, capture_output=True, text=True, check=True)
+        return result.stdout
+
+    def create_key(self, org: str = "default", name: str | None = None) -> str:
+        args = ["keys", "create", "--org", org] + (["--name", name] if name else [])
+        return self.cli(*args).strip().splitlines()[-1]
+
+    def start(self) -> None:
+        assert self.log_path is not None
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [*LOOPGATE, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        wait_for_http(f"{self.base}/healthz", process=self.process)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"X-API-KEY": key or self.api_key}, timeout=30.0)
+
+
+def make_server(tmp_path: Path, **env: str) -> Server:
+    database = tmp_path / "loopgate.db"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LOOPGATE_")}
+    environment.update(
+        {"LOOPGATE_DATABASE_URL": f"sqlite+aiosqlite:///{database}", "LOOPGATE_LOG_LEVEL": "warning"}
+    )
+    environment.update(env)
+    server = Server(port=free_port(), database=database, env=environment, log_path=tmp_path / "server.log")
+    server.api_key = server.create_key(name="tests")
+    return server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the whole session (mock provider only): tests must not depend on each other's data,
+    so they use project names of their own."""
+    instance = make_server(tmp_path_factory.mktemp("server"))
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as http:
+        yield http
