@@ -71,10 +71,13 @@ class Server:
 
     def start(self) -> None:
         assert self.log_path is not None
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [*LOOPGATE, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [*LOOPGATE, "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_for_http(f"{self.base}/healthz", process=self.process)
 
     def stop(self) -> None:

@@ -1,8 +1,9 @@
 """Token counts for upstreams that do not report usage (most streams, many OpenAI-compatible servers).
 
 No tokenizer files can be fetched at run time, so this is an estimate calibrated on BPE tokenizers of the
-GPT family: a word piece of up to four characters is one token, each punctuation mark one token, and every
-chat message costs four tokens of framing (three for the reply priming). Counts reported by an upstream
+GPT family: a word of up to six letters is one token (longer words one per six letters), digits go three
+to a token, each punctuation mark is one token, and every chat message costs four tokens of framing (three
+for the reply priming). Counts reported by an upstream
 always take precedence.
 """
 
@@ -18,7 +19,7 @@ _REPLY_PRIMING = 3
 def count_text(text: str) -> int:
     tokens = 0
     for piece in _PIECES.findall(text):
-        tokens += (len(piece) + 3) // 4
+        tokens += (len(piece) + 2) // 3 if piece.isdigit() else (len(piece) + 5) // 6
     return tokens
 
 

@@ -1,0 +1,42 @@
+"""Small helpers shared by HTTP-level tests."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def unique(prefix: str = "p") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def chat_body(project: str, text: str = "hello", **extra: Any) -> dict[str, Any]:
+    config = extra.pop("model_config", {"provider": "mock", "model": "mock-1"})
+    return {
+        "project": project,
+        "model_config": config,
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
+
+
+def sse_events(raw: str) -> list[dict[str, Any]]:
+    return [orjson.loads(line[6:]) for line in raw.splitlines() if line.startswith("data: ")]
+
+
+def db_rows(database: Path, query: str, *params: Any) -> list[sqlite3.Row]:
+    connection = sqlite3.connect(database)
+    connection.row_factory = sqlite3.Row
+    try:
+        return connection.execute(query, params).fetchall()
+    finally:
+        connection.close()
+
+
+def log_row(database: Path, log_id: str) -> sqlite3.Row | None:
+    rows = db_rows(database, "SELECT * FROM logs WHERE id = ?", log_id)
+    return rows[0] if rows else None

@@ -1,0 +1,82 @@
+"""Pure functions: templates, config identity, content addressing, token estimates, finish reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from loopgate import tokens
+from loopgate.errors import RequestInvalid
+from loopgate.providers.base import normalise_finish_reason
+from loopgate.schemas.common import ModelConfigChatRequest
+from loopgate.service import model_configs
+from loopgate.service.templates import render_messages, render_text
+from loopgate.store import content
+
+
+def test_render_text_variants() -> None:
+    assert render_text("Hi {{name}} / {{ name }}", {"name": "Ann"}) == "Hi Ann / Ann"
+    assert render_text("n={{n}} l={{l}}", {"n": 3, "l": [1, "a"]}) == 'n=3 l=[1, "a"]'
+    assert render_text("tool {{search(q)}} stays", {}) == "tool {{search(q)}} stays"
+    with pytest.raises(RequestInvalid) as caught:
+        render_text("{{missing}}", {})
+    assert caught.value.loc == ["body", "inputs", "missing"]
+
+
+def test_render_messages_renders_text_parts_only() -> None:
+    template = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "{{a}}"},
+                {"type": "image_url", "image_url": {"url": "{{a}}"}},
+            ],
+        }
+    ]
+    (message,) = render_messages(template, {"a": "x"})
+    assert message["content"][0]["text"] == "x"
+    assert message["content"][1]["image_url"]["url"] == "{{a}}"
+
+
+def test_config_hash_ignores_labels_and_sees_parameters() -> None:
+    base = ModelConfigChatRequest(model="m", provider="mock")
+    named = ModelConfigChatRequest(model="m", provider="mock", name="nice", description="d")
+    hotter = ModelConfigChatRequest(model="m", provider="mock", temperature=0.2)
+    assert model_configs.config_hash(model_configs.config_body(base, seed=None)) == model_configs.config_hash(
+        model_configs.config_body(named, seed=None)
+    )
+    assert model_configs.config_hash(model_configs.config_body(base, seed=None)) != model_configs.config_hash(
+        model_configs.config_body(hotter, seed=None)
+    )
+    seeded = model_configs.config_body(base, seed=5)
+    assert seeded["seed"] == 5
+    assert model_configs.config_hash(seeded) != model_configs.config_hash(
+        model_configs.config_body(base, seed=None)
+    )
+
+
+def test_content_interning_round_trips_and_deduplicates() -> None:
+    prompt = "You are a helpful assistant. " * 10
+    document = {
+        "messages": [{"role": "system", "content": prompt}, {"role": "user", "content": "short"}],
+        "request": {"messages": [{"content": prompt}]},
+    }
+    blobs: dict[str, str] = {}
+    interned = content.intern(document, blobs)
+    assert list(blobs.values()) == [prompt]  # stored once although it appears twice
+    assert interned["messages"][1]["content"] == "short"
+    assert content.references(interned, set()) == set(blobs)
+    assert content.expand(interned, blobs) == document
+
+
+def test_token_estimates_are_plausible() -> None:
+    assert tokens.count_text("") == 0
+    assert 8 <= tokens.count_text("The quick brown fox jumps over the lazy dog.") <= 12
+    assert tokens.count_messages([{"role": "user", "content": "hi"}]) == 3 + 4 + 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("stop", "stop"), ("tool_calls", "tool_call"), ("length", "length"), ("end_turn", "stop"), (None, None)],
+)
+def test_finish_reasons_normalised(raw: str | None, expected: str | None) -> None:
+    assert normalise_finish_reason(raw) == expected
