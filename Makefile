@@ -29,8 +29,8 @@ serve: $(BIN)/.installed
 	$(BIN)/loopgate serve
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from loopgate.errors import (
+    ProviderError,
     ProviderKeyMissing,
     UpstreamConnectionError,
     UpstreamStatusError,
@@ -102,35 +103,32 @@ class OpenAIChatAdapter:
             responses = [await self._post(request, headers)]
             responses += await self._top_up(call, headers, _count_choices(responses))
         generations: list[Generation] = []
-        prompt_tokens = generation_tokens = 0
-        usage_reported = True
+        usage: Usage | None = None
         for response in responses:
             for choice in response.get("choices") or ():
                 generations.append(_generation(len(generations), choice))
-            usage = response.get("usage")
-            if usage:
-                # The prompt is billed once per call; each call's completions add up.
-                prompt_tokens = max(prompt_tokens, int(usage.get("prompt_tokens") or 0))
-                generation_tokens += int(usage.get("completion_tokens") or 0)
-            else:
-                usage_reported = False
+            usage = _add_usage(usage, _usage(response["usage"])) if response.get("usage") else usage
+        if not generations:
+            raise ProviderError(f"{self.display_name} returned no choices", origin=self.display_name)
         return ProviderResult(
             generations=generations[: call.n],
             request=request,
             responses=responses,
-            usage=Usage(prompt_tokens, generation_tokens) if usage_reported else None,
+            usage=usage if all(response.get("usage") for response in responses) else None,
         )
 
     async def _top_up(self, call: GenerationCall, headers: dict[str, str], have: int) -> list[JSON]:
         extra: list[JSON] = []
         for _ in range(_MAX_TOP_UP_CALLS):
-            missing = call.n - have
-            if missing <= 0:
+            # No choice at all is an empty answer, not an upstream that ignores n: asking again won't help.
+            if not have or have >= call.n:
                 break
             self._single_choice = True
             request = self.build_request(call, n=1, stream=False)
-            batch = await asyncio.gather(*(self._post(request, headers) for _ in range(missing)))
+            batch = await asyncio.gather(*(self._post(request, headers) for _ in range(call.n - have)))
             extra.extend(batch)
+            if not _count_choices(batch):
+                break
             have += _count_choices(batch)
         return extra
 
@@ -140,8 +138,7 @@ class OpenAIChatAdapter:
                 raw = await response.read()
                 if response.status >= 400:
                     raise self._status_error(response.status, raw, response.headers)
-                parsed: JSON = json.loads(raw)
-                return parsed
+                return self._parse(raw)
         except TimeoutError as exc:
             raise UpstreamTimeout(
                 f"{self.display_name} did not answer in time", origin=self.display_name
@@ -150,10 +147,21 @@ class OpenAIChatAdapter:
             raise UpstreamConnectionError(
                 f"Could not reach {self.display_name} at {self._url}: {exc}", origin=self.display_name
             ) from exc
-        except ValueError as exc:
-            raise UpstreamConnectionError(
-                f"{self.display_name} returned a body that is not JSON", origin=self.display_name
-            ) from exc
+
+    def _parse(self, raw: bytes) -> JSON:
+        """A 200 body or stream event. Some servers report failures in a 200 (OpenAI and vLLM mid-stream,
+        OpenRouter in plain bodies) as ``{"error": ...}``; those are errors, not empty answers."""
+        origin = self.display_name
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise UpstreamConnectionError(f"{origin} sent a body that is not a JSON object", origin=origin)
+        if parsed.get("error"):
+            message = _error_message(parsed) or f"{origin} reported an error"
+            raise UpstreamStatusError(message, origin=origin, status_code=502, body=parsed)
+        return parsed
 
     def _status_error(self, status: int, raw: bytes, headers: Any) -> UpstreamStatusError:
         body: Any
@@ -181,14 +189,12 @@ class OpenAIChatAdapter:
             sources = [self._stream_once(request, headers, responses, offset=0)]
         async for event in _merge(sources):
             if isinstance(event, Usage):
-                usage = (
-                    event
-                    if usage is None
-                    else Usage(usage.prompt_tokens, usage.generation_tokens + event.generation_tokens)
-                )
+                usage = _add_usage(usage, event)
                 continue
             seen.add(event.index)
             yield event
+        if not seen:
+            raise ProviderError(f"{self.display_name} returned no choices", origin=self.display_name)
         missing = [i for i in range(call.n) if i not in seen]
         if missing:
             self._single_choice = True
@@ -196,7 +202,9 @@ class OpenAIChatAdapter:
             async for event in _merge(
                 [self._stream_once(single, headers, responses, offset=i) for i in missing]
             ):
-                if isinstance(event, StreamDelta):
+                if isinstance(event, Usage):
+                    usage = _add_usage(usage, event)
+                else:
                     yield event
         yield StreamEnd(request=request, responses=responses, usage=usage)
 
@@ -215,13 +223,10 @@ class OpenAIChatAdapter:
                     payload = line[5:].strip()
                     if payload == b"[DONE]":
                         break
-                    chunk = json.loads(payload)
+                    chunk = self._parse(payload)
                     assembled.add(chunk)
                     if chunk.get("usage"):
-                        usage = chunk["usage"]
-                        yield Usage(
-                            int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-                        )
+                        yield _usage(chunk["usage"])
                     for choice in chunk.get("choices") or ():
                         delta = _stream_delta(choice, offset)
                         if delta is not None:
@@ -327,6 +332,16 @@ async def _merge(sources: list[AsyncIterator[Any]]) -> AsyncIterator[Any]:
 def _wire_message(message: JSON) -> JSON:
     # The deprecated single ``tool_call`` is Humanloop's, not OpenAI's; tool_calls carries the same data.
     return {k: v for k, v in message.items() if k != "tool_call" and v is not None}
+
+
+def _usage(usage: JSON) -> Usage:
+    return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+def _add_usage(total: Usage | None, more: Usage) -> Usage:
+    # The prompt is billed once per call; each call's completions add up.
+    prompt, generated = (total.prompt_tokens, total.generation_tokens) if total else (0, 0)
+    return Usage(max(prompt, more.prompt_tokens), generated + more.generation_tokens)
 
 
 def _count_choices(responses: list[JSON]) -> int:
