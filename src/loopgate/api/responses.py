@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
-from loopgate.errors import LoopgateError
+from loopgate.errors import LoopgateError, UpstreamStatusError
 
 
 class JSONBytes(Response):
@@ -20,7 +20,9 @@ class JSONBytes(Response):
 def install_error_handlers(app: FastAPI) -> None:
     async def loopgate_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LoopgateError)
-        return JSONBytes(exc.body(), status_code=exc.status_code)
+        # An upstream's Retry-After (and request id) reach the client, so it can back off as told.
+        headers = exc.headers if isinstance(exc, UpstreamStatusError) else None
+        return JSONBytes(exc.body(), status_code=exc.status_code, headers=headers)
 
     async def validation_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

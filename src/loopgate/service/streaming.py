@@ -77,7 +77,6 @@ class ChatStream:
 
     async def events(self) -> AsyncIterator[bytes]:
         logged = False
-        error: ProviderError | None = None
         try:
             event: StreamEvent | None = self._first
             while event is not None:
@@ -96,16 +95,15 @@ class ChatStream:
             for sample in samples:
                 yield self._final_event(sample, usage)
         except ProviderError as exc:
-            error = exc
+            # The provider failed mid-stream: log what was generated, then tell the client.
+            rows, blobs = self._rows(self._samples(), status="error", error=f"{exc.origin}: {exc.message}")
+            logged = True
+            await self._writer.write_logs(rows, blobs)
             yield b"data: " + orjson.dumps(exc.body()) + b"\n\n"
         finally:
             if not logged:
-                message = (
-                    f"{error.origin}: {error.message}" if error else "stream ended early: client disconnected"
-                )
-                rows, blobs = self._rows(
-                    self._samples(), status="error" if error else "partial", error=message
-                )
+                message = "stream ended early: client disconnected"
+                rows, blobs = self._rows(self._samples(), status="partial", error=message)
                 self._writer.write_logs_nowait(rows, blobs)
             await self._events.aclose()
 
@@ -141,15 +139,15 @@ class ChatStream:
         return b"data: " + orjson.dumps(body) + b"\n\n"
 
     def _samples(self) -> list[records.Sample]:
-        prompt_tokens = (
-            self._end.usage.prompt_tokens
-            if self._end and self._end.usage
-            else tokens.count_messages(self._prepared.messages)
-        )
+        usage = self._end.usage if self._end else None
+        prompt_tokens = usage.prompt_tokens if usage else tokens.count_messages(self._prepared.messages)
+        single = len(self._states) == 1
         samples = []
         for index, state in enumerate(self._states):
             text = "".join(state.parts)
             calls = state.calls()
+            # A reported count is exact but covers every sample; it is used as is only for a single one.
+            output_tokens = usage.generation_tokens if usage and single else tokens.count_output(text, calls)
             samples.append(
                 records.Sample(
                     log_id=self._ids[index],
@@ -158,7 +156,7 @@ class ChatStream:
                     finish_reason=state.finish_reason,
                     tool_calls=calls,
                     prompt_tokens=prompt_tokens,
-                    output_tokens=tokens.count_output(text, calls),
+                    output_tokens=output_tokens,
                 )
             )
         return samples
