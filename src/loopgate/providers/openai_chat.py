@@ -7,11 +7,11 @@ later requests fan out ``n`` concurrent calls straight away instead of paying a 
 """
 
 import asyncio
-import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 
 from loopgate.errors import (
     ProviderError,
@@ -134,7 +134,9 @@ class OpenAIChatAdapter:
 
     async def _post(self, body: JSON, headers: dict[str, str]) -> JSON:
         try:
-            async with self._http.session.post(self._url, json=body, headers=headers) as response:
+            async with self._http.session.post(
+                self._url, data=orjson.dumps(body), headers=headers
+            ) as response:
                 raw = await response.read()
                 if response.status >= 400:
                     raise self._status_error(response.status, raw, response.headers)
@@ -153,7 +155,7 @@ class OpenAIChatAdapter:
         OpenRouter in plain bodies) as ``{"error": ...}``; those are errors, not empty answers."""
         origin = self.display_name
         try:
-            parsed = json.loads(raw)
+            parsed = orjson.loads(raw)
         except ValueError:
             parsed = None
         if not isinstance(parsed, dict):
@@ -166,7 +168,7 @@ class OpenAIChatAdapter:
     def _status_error(self, status: int, raw: bytes, headers: Any) -> UpstreamStatusError:
         body: Any
         try:
-            body = json.loads(raw)
+            body = orjson.loads(raw)
         except ValueError:
             body = raw.decode("utf-8", "replace")
         message = _error_message(body) or f"{self.display_name} returned HTTP {status}"
@@ -214,7 +216,9 @@ class OpenAIChatAdapter:
         """One upstream stream; choice indexes are shifted by ``offset`` so parallel calls stay apart."""
         assembled = _StreamAssembly()
         try:
-            async with self._http.session.post(self._url, json=body, headers=headers) as response:
+            async with self._http.session.post(
+                self._url, data=orjson.dumps(body), headers=headers
+            ) as response:
                 if response.status >= 400:
                     raise self._status_error(response.status, await response.read(), response.headers)
                 async for line in response.content:
