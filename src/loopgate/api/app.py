@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from loopgate import __version__
 from loopgate.api.auth import organization
+from loopgate.api.fastlane import ChatFastLane
 from loopgate.api.responses import JSONBytes, install_error_handlers
 from loopgate.api.routes import chat
 from loopgate.config import Settings
@@ -18,7 +19,7 @@ from loopgate.store.repository import Store
 from loopgate.store.writer import GroupCommitWriter
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> ChatFastLane:
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -49,4 +50,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    return app
+    return ChatFastLane(app)

@@ -1,4 +1,8 @@
-"""``POST /v4/chat``."""
+"""``POST /v4/chat``.
+
+Traffic reaches it through ``api/fastlane.py``, which serves this one hot route straight from ASGI; the
+FastAPI route below documents it in the OpenAPI schema and answers if the fast lane is not mounted.
+"""
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -12,9 +16,12 @@ from loopgate.service.generation import GenerationService
 router = APIRouter()
 
 
-@router.post("/chat", response_class=JSONBytes)
-async def chat(body: ChatRequest, org_id: Organization, request: Request) -> Response:
-    service: GenerationService = request.app.state.generation
+async def respond(service: GenerationService, org_id: str, body: ChatRequest) -> Response:
     if body.stream:
         return SSEResponse(await service.chat_stream(org_id, body))
     return JSONBytes(await service.chat(org_id, body))
+
+
+@router.post("/chat", response_class=JSONBytes)
+async def chat(body: ChatRequest, org_id: Organization, request: Request) -> Response:
+    return await respond(request.app.state.generation, org_id, body)
