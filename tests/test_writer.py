@@ -1,33 +1,39 @@
-"""The group-commit writer: concurrent writers share commits, and a failing item fails only itself."""
+"""The group-commit writers (SQLite thread and SQLAlchemy): concurrent writers share commits, a failing
+item fails only itself, stop() commits what was handed over, and rows read back as SQLAlchemy wrote them."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from loopgate.store import tables
 from loopgate.store.db import create_engine, migrate
-from loopgate.store.writer import GroupCommitWriter
+from loopgate.store.repository import Store
+from loopgate.store.writers import LogWriter
+from loopgate.store.writers.sqlalchemy import SQLAlchemyLogWriter
+from loopgate.store.writers.sqlite import SQLiteLogWriter
+
+STAMP = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
-def _log(log_id: str) -> dict[str, Any]:
-    stamp = datetime.now(UTC)
+def _log(log_id: str, org_id: str = "tm_x") -> dict[str, Any]:
     return {
         "id": log_id,
-        "org_id": "tm_x",
+        "org_id": org_id,
         "project_id": None,
         "session_id": None,
         "parent_id": None,
         "reference_id": None,
         "config_id": None,
-        "created_at": stamp,
-        "updated_at": stamp,
+        "created_at": STAMP,
+        "updated_at": STAMP,
         "source": None,
         "source_datapoint_id": None,
         "environment": None,
@@ -41,57 +47,73 @@ def _log(log_id: str) -> dict[str, Any]:
         "prompt_tokens": 1,
         "output_tokens": 1,
         "provider_latency": 0.0,
-        "metadata": None,
-        "payload": None,
+        "metadata": '{"k": 1}',
+        "payload": '{"inputs": {}}',
     }
 
 
-@pytest.fixture
-async def writer(tmp_path: Path) -> Any:
+@pytest.fixture(params=["sqlite-thread", "sqlalchemy"])
+async def setup(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[LogWriter, AsyncEngine]]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"
     await asyncio.to_thread(migrate, url)
     engine = create_engine(url)
-    instance = GroupCommitWriter(engine, max_batch=512)
-    await instance.start()
-    yield instance, engine
-    await instance.stop()
+    writer: LogWriter = (
+        SQLiteLogWriter(url, max_batch=512)
+        if request.param == "sqlite-thread"
+        else SQLAlchemyLogWriter(engine, max_batch=512)
+    )
+    await writer.start()
+    yield writer, engine
+    await writer.stop()
     await engine.dispose()
 
 
-async def test_concurrent_writes_share_commits(writer: Any) -> None:
-    instance, engine = writer
-    await asyncio.gather(
-        *(instance.write_logs([_log(f"data_{i}")], {f"h{i % 3}": "x" * 100}) for i in range(200))
-    )
-    assert instance.commits < 50  # 200 requests, a handful of fsyncs
+async def _count(engine: AsyncEngine, table: Any) -> int:
     async with engine.connect() as connection:
-        assert (await connection.execute(select(func.count()).select_from(tables.logs))).scalar() == 200
-        assert (await connection.execute(select(func.count()).select_from(tables.blobs))).scalar() == 3
+        return int((await connection.execute(select(func.count()).select_from(table))).scalar_one())
 
 
-async def test_a_failing_item_fails_alone(writer: Any) -> None:
-    instance, engine = writer
+async def test_concurrent_writes_share_commits(setup: tuple[LogWriter, AsyncEngine]) -> None:
+    writer, engine = setup
+    await asyncio.gather(
+        *(writer.write_logs([_log(f"data_{i}")], {f"h{i % 3}": "x" * 100}) for i in range(200))
+    )
+    assert writer.commits < 50  # 200 requests, a handful of fsyncs
+    assert await _count(engine, tables.logs) == 200
+    assert await _count(engine, tables.blobs) == 3
 
-    async def broken(connection: AsyncConnection) -> None:
-        await connection.execute(text("INSERT INTO no_such_table VALUES (1)"))
 
+async def test_a_failing_item_fails_alone(setup: tuple[LogWriter, AsyncEngine]) -> None:
+    writer, engine = setup
+    await writer.write_logs([_log("data_taken")], {})
     results = await asyncio.gather(
-        instance.write_logs([_log("data_ok1")], {}),
-        instance.run(broken),
-        instance.write_logs([_log("data_ok2")], {}),
+        writer.write_logs([_log("data_ok1")], {}),
+        writer.write_logs([_log("data_taken")], {}),  # duplicate primary key
+        writer.write_logs([_log("data_ok2")], {}),
         return_exceptions=True,
     )
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], Exception)
     async with engine.connect() as connection:
         ids = set((await connection.execute(select(tables.logs.c.id))).scalars())
-    assert ids == {"data_ok1", "data_ok2"}
+    assert ids == {"data_taken", "data_ok1", "data_ok2"}
 
 
-async def test_stop_commits_what_was_handed_over(writer: Any) -> None:
-    instance, engine = writer
-    pending = [instance.write_logs_nowait([_log(f"data_late{i}")], {}) for i in range(20)]
-    await instance.stop()
+async def test_stop_commits_what_was_handed_over(setup: tuple[LogWriter, AsyncEngine]) -> None:
+    writer, engine = setup
+    pending = [writer.write_logs_nowait([_log(f"data_late{i}")], {}) for i in range(20)]
+    await writer.stop()
+    await asyncio.sleep(0)  # let the settling callback run
     assert all(f.done() and f.exception() is None for f in pending)
-    async with engine.connect() as connection:
-        assert (await connection.execute(select(func.count()).select_from(tables.logs))).scalar() == 20
+    assert await _count(engine, tables.logs) == 20
+
+
+async def test_rows_read_back_through_sqlalchemy(setup: tuple[LogWriter, AsyncEngine]) -> None:
+    writer, engine = setup
+    await writer.write_logs([_log("data_round")], {})
+    log = await Store(engine, writer).get_log("tm_x", "data_round")
+    assert log is not None
+    assert log["created_at"].replace(tzinfo=UTC) == STAMP
+    assert log["save"] is True and log["metadata"] == {"k": 1} and log["payload"] == {"inputs": {}}

@@ -8,7 +8,7 @@ import sys
 from loopgate.config import Settings
 from loopgate.store.db import create_engine, migrate
 from loopgate.store.repository import DEFAULT_ORGANIZATION, Store
-from loopgate.store.writer import GroupCommitWriter
+from loopgate.store.writers import create_writer
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -32,7 +32,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _create_key(settings: Settings, organization: str, name: str | None) -> str:
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    writer = GroupCommitWriter(engine)
+    writer = create_writer(
+        engine, settings.database_url, max_batch=1, synchronous=settings.sqlite_synchronous
+    )
     await writer.start()
     try:
         key, _org_id = await Store(engine, writer).create_api_key(organization=organization, name=name)

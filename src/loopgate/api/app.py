@@ -16,7 +16,7 @@ from loopgate.providers.registry import ProviderRegistry
 from loopgate.service.generation import GenerationService
 from loopgate.store.db import create_engine
 from loopgate.store.repository import Store
-from loopgate.store.writer import GroupCommitWriter
+from loopgate.store.writers import create_writer
 
 
 def create_app(settings: Settings | None = None) -> ChatFastLane:
@@ -25,7 +25,12 @@ def create_app(settings: Settings | None = None) -> ChatFastLane:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-        writer = GroupCommitWriter(engine, max_batch=settings.writer_max_batch)
+        writer = create_writer(
+            engine,
+            settings.database_url,
+            max_batch=settings.writer_max_batch,
+            synchronous=settings.sqlite_synchronous,
+        )
         await writer.start()
         http = UpstreamHTTP(
             connect_timeout=settings.provider_connect_timeout, total_timeout=settings.provider_timeout

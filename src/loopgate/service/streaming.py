@@ -19,7 +19,7 @@ from loopgate.errors import ProviderError
 from loopgate.providers.base import StreamDelta, StreamEnd, StreamEvent
 from loopgate.service import records
 from loopgate.service.prepare import Prepared
-from loopgate.store.writer import GroupCommitWriter
+from loopgate.store.writers import LogWriter
 
 
 class _SampleState:
@@ -52,7 +52,7 @@ class ChatStream:
     def __init__(
         self,
         prepared: Prepared,
-        writer: GroupCommitWriter,
+        writer: LogWriter,
         first: StreamEvent,
         events: AsyncGenerator[StreamEvent, None],
         created_at: datetime,

@@ -53,7 +53,12 @@ async def migrate_async(url: str) -> None:
     await asyncio.to_thread(migrate, url)
 
 
+def sqlite_path(url: str) -> str:
+    """The file of a ``sqlite[+driver]:///path`` URL."""
+    return url.split("///", 1)[-1].split("?", 1)[0]
+
+
 def _ensure_sqlite_directory(url: str) -> None:
-    path = url.split("///", 1)[-1]
+    path = sqlite_path(url)
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,11 @@
-"""The queries the generation path needs. Reads use the connection pool; every write goes through the
-group-commit writer. Get-or-create is an insert-if-absent on a unique key followed by a read, so concurrent
-first uses (in this process or another) end with exactly one row."""
+"""The queries the generation path needs. Logs are written by the group-commit writer; the rest are small
+transactions on the pool. Get-or-create is an insert-if-absent on a unique key followed by a read, so
+concurrent first uses (in this process or another) end with exactly one row."""
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import select
@@ -13,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from loopgate import ids
 from loopgate.store import content, tables
 from loopgate.store.cache import TTLCache
-from loopgate.store.writer import GroupCommitWriter, insert_ignore
+from loopgate.store.queries import insert_ignore
+from loopgate.store.writers import LogWriter
 
 DEFAULT_ORGANIZATION = "default"
+T = TypeVar("T")
 
 
 def now() -> datetime:
@@ -27,9 +30,7 @@ def hash_api_key(key: str) -> str:
 
 
 class Store:
-    def __init__(
-        self, engine: AsyncEngine, writer: GroupCommitWriter, *, cache_seconds: float = 30.0
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, writer: LogWriter, *, cache_seconds: float = 30.0) -> None:
         self.engine = engine
         self.writer = writer
         self._keys: TTLCache[str, str] = TTLCache(cache_seconds)
@@ -37,6 +38,10 @@ class Store:
         self._project_ids: TTLCache[tuple[str, str], bool] = TTLCache(cache_seconds)
         self._configs: TTLCache[tuple[str, str], str] = TTLCache(3600, max_size=50_000)
         self._sessions: TTLCache[tuple[str, str], str] = TTLCache(cache_seconds, max_size=50_000)
+
+    async def _write(self, operation: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        async with self.engine.begin() as connection:
+            return await operation(connection)
 
     # -- organizations and keys ---------------------------------------------------------------------------
 
@@ -66,7 +71,7 @@ class Store:
             )
             return org_id
 
-        org_id = await self.writer.run(operation)
+        org_id = await self._write(operation)
         return key, org_id
 
     async def organization_for_key(self, key: str) -> str | None:
@@ -113,7 +118,7 @@ class Store:
                 found: str = (await connection.execute(query)).scalar_one()
                 return found
 
-            project_id = await self.writer.run(operation)
+            project_id = await self._write(operation)
         self._projects.put((org_id, name), str(project_id))
         return str(project_id)
 
@@ -161,7 +166,7 @@ class Store:
                 found: str = (await connection.execute(query)).scalar_one()
                 return found
 
-            config_id = await self.writer.run(operation)
+            config_id = await self._write(operation)
         self._configs.put((project_id, config_hash), str(config_id))
         return str(config_id)
 
@@ -199,7 +204,7 @@ class Store:
                 found: str = (await connection.execute(query)).scalar_one()
                 return found
 
-            session_id = await self.writer.run(operation)
+            session_id = await self._write(operation)
         self._sessions.put((org_id, reference_id), str(session_id))
         return str(session_id)
 

@@ -1,0 +1,111 @@
+"""The group-commit log writer over a SQLAlchemy async engine (any backend)."""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from loopgate.store import tables
+from loopgate.store.queries import insert_ignore
+
+_log = logging.getLogger("loopgate.writer")
+
+
+@dataclass(slots=True)
+class _Item:
+    future: asyncio.Future[None]
+    logs: list[dict[str, Any]]
+    blobs: dict[str, str]
+
+
+class SQLAlchemyLogWriter:
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 512) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.commits = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="loopgate-group-commit")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        await self._queue.put(None)
+        await self._task
+        self._task = None
+
+    async def write_logs(self, logs: list[dict[str, Any]], blobs: dict[str, str]) -> None:
+        await self.write_logs_nowait(logs, blobs)
+
+    def write_logs_nowait(self, logs: list[dict[str, Any]], blobs: dict[str, str]) -> asyncio.Future[None]:
+        item = _Item(asyncio.get_running_loop().create_future(), logs, blobs)
+        self._queue.put_nowait(item)
+        return item.future
+
+    async def _run(self) -> None:
+        async with self._engine.connect() as connection:
+            stopping = False
+            while not stopping:
+                first = await self._queue.get()
+                batch: list[_Item] = []
+                if first is None:
+                    stopping = True
+                else:
+                    batch.append(first)
+                while len(batch) < self._max_batch and not self._queue.empty():
+                    item = self._queue.get_nowait()
+                    if item is None:
+                        stopping = True
+                        continue
+                    batch.append(item)
+                if batch:
+                    await self._commit(connection, batch)
+
+    async def _commit(self, connection: AsyncConnection, batch: list[_Item]) -> None:
+        try:
+            await self._transaction(connection, batch)
+        except Exception:
+            _log.warning(
+                "group commit of %d items failed; retrying them one by one", len(batch), exc_info=True
+            )
+            for item in batch:
+                try:
+                    await self._transaction(connection, [item])
+                except Exception as exc:
+                    _settle(item.future, exc)
+                else:
+                    _settle(item.future, None)
+            return
+        self.commits += 1
+        for item in batch:
+            _settle(item.future, None)
+
+    async def _transaction(self, connection: AsyncConnection, batch: list[_Item]) -> None:
+        try:
+            blobs: dict[str, str] = {}
+            logs: list[dict[str, Any]] = []
+            for item in batch:
+                blobs.update(item.blobs)
+                logs.extend(item.logs)
+            if blobs:
+                rows = [{"hash": digest, "data": text} for digest, text in blobs.items()]
+                await connection.execute(insert_ignore(connection, tables.blobs), rows)
+            if logs:
+                await connection.execute(tables.logs.insert(), logs)
+            await connection.commit()
+        except BaseException:
+            await connection.rollback()
+            raise
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

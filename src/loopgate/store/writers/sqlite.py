@@ -1,0 +1,159 @@
+"""The group-commit log writer for SQLite: a dedicated thread with its own stdlib ``sqlite3`` connection.
+
+Requests put their rows on a queue and await a future; the thread takes everything queued, commits it in
+one transaction, and settles the batch's futures with one call back into the event loop. Values are
+converted by SQLAlchemy's own SQLite bind processors, so rows read back through SQLAlchemy exactly as if
+SQLAlchemy had written them.
+"""
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+
+from loopgate.store import tables
+from loopgate.store.db import sqlite_path
+
+_log = logging.getLogger("loopgate.writer")
+_DIALECT = sqlite_dialect()
+_COLUMNS = [column.name for column in tables.logs.columns]
+_PROCESSORS: list[Callable[[Any], Any] | None] = [
+    column.type.bind_processor(_DIALECT) for column in tables.logs.columns
+]
+# SQLAlchemy compiles the statement (qmark parameters, columns in table order), so it cannot drift.
+_INSERT_LOG = str(tables.logs.insert().compile(dialect=_DIALECT))
+_INSERT_BLOB = "INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)"
+
+
+@dataclass(slots=True)
+class _Item:
+    future: asyncio.Future[None]
+    logs: list[dict[str, Any]]
+    blobs: dict[str, str]
+
+
+def _row(log: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(
+        process(log[name]) if process is not None else log[name]
+        for name, process in zip(_COLUMNS, _PROCESSORS, strict=True)
+    )
+
+
+class SQLiteLogWriter:
+    def __init__(self, url: str, *, max_batch: int = 512, synchronous: str = "FULL") -> None:
+        self._path = sqlite_path(url)
+        self._max_batch = max_batch
+        self._synchronous = synchronous
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.commits = 0
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self._synchronous}")
+        self._thread = threading.Thread(
+            target=self._run, args=(connection,), name="loopgate-log-writer", daemon=True
+        )
+        self._thread.start()
+
+    async def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    async def write_logs(self, logs: list[dict[str, Any]], blobs: dict[str, str]) -> None:
+        await self.write_logs_nowait(logs, blobs)
+
+    def write_logs_nowait(self, logs: list[dict[str, Any]], blobs: dict[str, str]) -> asyncio.Future[None]:
+        assert self._loop is not None, "writer not started"
+        item = _Item(self._loop.create_future(), logs, blobs)
+        self._queue.put(item)
+        return item.future
+
+    # -- the writer thread ------------------------------------------------------------------------------
+
+    def _run(self, connection: sqlite3.Connection) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                first = self._queue.get()
+                batch: list[_Item] = []
+                if first is None:
+                    stopping = True
+                else:
+                    batch.append(first)
+                while len(batch) < self._max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stopping = True
+                        continue
+                    batch.append(item)
+                if batch:
+                    self._commit(connection, batch)
+        finally:
+            connection.close()
+
+    def _commit(self, connection: sqlite3.Connection, batch: list[_Item]) -> None:
+        outcomes: list[tuple[asyncio.Future[None], BaseException | None]]
+        try:
+            self._transaction(connection, batch)
+            self.commits += 1
+            outcomes = [(item.future, None) for item in batch]
+        except Exception:
+            _log.warning(
+                "group commit of %d items failed; retrying them one by one", len(batch), exc_info=True
+            )
+            outcomes = []
+            for item in batch:
+                try:
+                    self._transaction(connection, [item])
+                except Exception as exc:
+                    outcomes.append((item.future, exc))
+                else:
+                    outcomes.append((item.future, None))
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            self._loop.call_soon_threadsafe(_settle, outcomes)
+
+    @staticmethod
+    def _transaction(connection: sqlite3.Connection, batch: list[_Item]) -> None:
+        blobs: dict[str, str] = {}
+        rows: list[tuple[Any, ...]] = []
+        for item in batch:
+            blobs.update(item.blobs)
+            rows.extend(_row(log) for log in item.logs)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if blobs:
+                connection.executemany(_INSERT_BLOB, blobs.items())
+            if rows:
+                connection.executemany(_INSERT_LOG, rows)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for future, error in outcomes:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
