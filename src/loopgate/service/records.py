@@ -123,6 +123,11 @@ def log_row(
         "provider_latency": latency,
         "metadata": orjson.dumps(request.metadata).decode() if request.metadata is not None else None,
         "payload": payload,
+        "judgment": None,
+        "stdout": None,
+        "duration": latency,
+        "prompt_cost": None,
+        "output_cost": None,
     }
 
 

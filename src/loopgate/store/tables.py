@@ -52,6 +52,9 @@ projects = Table(
     Column("name", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # JSON list of FeedbackTypeModel: the project's custom feedback types and their allowed values.
+    Column("feedback_types", Text, nullable=True),
+    Column("directory_id", ID, nullable=True),
     UniqueConstraint("org_id", "name", name="uq_projects_org_name"),
 )
 
@@ -66,6 +69,8 @@ model_configs = Table(
     Column("name", String(255), nullable=False),
     Column("body", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # model | tool (configs of POST /logs may be tool configs)
+    Column("config_type", String(16), nullable=False, server_default="model"),
     UniqueConstraint("project_id", "config_hash", name="uq_model_configs_project_hash"),
 )
 
@@ -108,11 +113,52 @@ logs = Table(
     Column("provider_latency", Float, nullable=True),
     Column("metadata", Text, nullable=True),
     Column("payload", Text, nullable=True),
+    Column("judgment", Text, nullable=True),
+    Column("stdout", Text, nullable=True),
+    Column("duration", Float, nullable=True),
+    Column("prompt_cost", Float, nullable=True),
+    Column("output_cost", Float, nullable=True),
     Index("ix_logs_project_created", "project_id", "created_at"),
     Index("ix_logs_session", "session_id"),
     Index("ix_logs_parent", "parent_id"),
-    Index("ix_logs_org_reference", "org_id", "reference_id"),
+    Index("uq_logs_org_reference", "org_id", "reference_id", unique=True),
     Index("ix_logs_config", "config_id"),
+)
+
+environments = Table(
+    "environments",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("org_id", ID, ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    # default (the organization's default environment, "production") | other
+    Column("tag", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("org_id", "name", name="uq_environments_org_name"),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("project_id", ID, ForeignKey("projects.id"), primary_key=True),
+    Column("environment_id", ID, ForeignKey("environments.id"), primary_key=True),
+    Column("config_id", ID, ForeignKey("model_configs.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("org_id", ID, ForeignKey("organizations.id"), nullable=False),
+    Column("log_id", ID, ForeignKey("logs.id"), nullable=False),
+    Column("type", String(255), nullable=False),
+    Column("value", Text, nullable=True),  # JSON: label, text, number, bool or list of labels
+    Column("user", String(255), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_feedback_log", "log_id"),
+    Index("ix_feedback_org_type", "org_id", "type"),
 )
 
 blobs = Table(

@@ -40,9 +40,11 @@ class _Item:
 
 
 def _row(log: dict[str, Any]) -> tuple[Any, ...]:
+    """Column values in table order; a column the row does not name is NULL."""
+    values = (log.get(name) for name in _COLUMNS)
     return tuple(
-        process(log[name]) if process is not None else log[name]
-        for name, process in zip(_COLUMNS, _PROCESSORS, strict=True)
+        process(value) if process is not None and value is not None else value
+        for value, process in zip(values, _PROCESSORS, strict=True)
     )
 
 
