@@ -9,7 +9,15 @@ from loopgate import __version__
 from loopgate.api.auth import organization
 from loopgate.api.fastlane import ChatFastLane
 from loopgate.api.responses import JSONBytes, install_error_handlers
-from loopgate.api.routes import chat
+from loopgate.api.routes import (
+    chat,
+    feedback,
+    generation_variants,
+    logs,
+    model_configs,
+    projects,
+    sessions,
+)
 from loopgate.config import Settings
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.registry import ProviderRegistry
@@ -21,6 +29,7 @@ from loopgate.store.writers import create_writer
 
 def create_app(settings: Settings | None = None) -> ChatFastLane:
     settings = settings or Settings()
+    # Routes and services reach the settings through app.state.settings.
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,6 +46,7 @@ def create_app(settings: Settings | None = None) -> ChatFastLane:
         )
         store = Store(engine, writer, cache_seconds=settings.auth_cache_seconds)
         app.state.store = store
+        app.state.settings = settings
         app.state.generation = GenerationService(store, ProviderRegistry(settings, http))
         try:
             yield
@@ -48,7 +58,8 @@ def create_app(settings: Settings | None = None) -> ChatFastLane:
     app = FastAPI(title="loopgate", version=__version__, lifespan=lifespan, default_response_class=JSONBytes)
     install_error_handlers(app)
     v4 = APIRouter(prefix="/v4", dependencies=[Depends(organization)])
-    v4.include_router(chat.router)
+    for group in (chat, generation_variants, logs, feedback, sessions, projects, model_configs):
+        v4.include_router(group.router)
     app.include_router(v4)
 
     @app.get("/healthz", include_in_schema=False)
