@@ -1,13 +1,17 @@
 """Engine creation (with SQLite's durability settings) and migrations."""
 
 import asyncio
+import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from loopgate.store.migrations import HEAD
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -35,7 +39,9 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
     return engine
 
 
-def migration_config(url: str) -> Config:
+def migration_config(url: str) -> "Config":
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -46,7 +52,25 @@ def migrate(url: str) -> None:
     """Bring the database to the newest schema. Safe to run on every start."""
     if is_sqlite(url):
         _ensure_sqlite_directory(url)
+        if _sqlite_revision(url) == HEAD:
+            return  # already current: skip importing alembic (a third of a second of start-up)
+    from alembic import command
+
     command.upgrade(migration_config(url), "head")
+
+
+def _sqlite_revision(url: str) -> str | None:
+    path = sqlite_path(url)
+    if not Path(path).exists():
+        return None
+    connection = sqlite3.connect(path)
+    try:
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        connection.close()
+    return str(row[0]) if row else None
 
 
 async def migrate_async(url: str) -> None:

@@ -24,18 +24,25 @@ from loopgate.store.db import sqlite_path
 _log = logging.getLogger("loopgate.writer")
 _DIALECT = sqlite_dialect()
 _COLUMNS = [column.name for column in tables.logs.columns]
+# ``dialect_impl``: a generic type (DateTime) has no processor of its own; without the SQLite one, sqlite3's
+# default adapter wrote "2024-01-02 12:00:00+00:00" where SQLAlchemy writes and compares
+# "2024-01-02 12:00:00.000000", and date-range queries over created_at missed rows.
 _PROCESSORS: list[Callable[[Any], Any] | None] = [
-    column.type.bind_processor(_DIALECT) for column in tables.logs.columns
+    column.type.dialect_impl(_DIALECT).bind_processor(_DIALECT) for column in tables.logs.columns
 ]
 # SQLAlchemy compiles the statement (qmark parameters, columns in table order), so it cannot drift.
-_INSERT_LOG = str(tables.logs.insert().compile(dialect=_DIALECT))
-_INSERT_BLOB = "INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)"
+_INSERT_LOG, _LOG_VALUES = str(tables.logs.insert().compile(dialect=_DIALECT)).split(" VALUES ")
+_INSERT_BLOB, _BLOB_VALUES = "INSERT OR IGNORE INTO blobs (hash, data)", "(?, ?)"
+# Rows per INSERT statement: one multi-row statement instead of executemany, whose per-row GIL release
+# makes the writer thread queue behind a busy event loop for every row (measured: 15 ms vs 4 ms for 10
+# rows at a 1 ms switch interval). 200 rows x 29 columns stays far below SQLite's 32,766 variables.
+_ROWS_PER_STATEMENT = 200
 
 
 @dataclass(slots=True)
 class _Item:
     future: asyncio.Future[None]
-    logs: list[dict[str, Any]]
+    rows: list[tuple[Any, ...]]
     blobs: dict[str, str]
 
 
@@ -80,7 +87,8 @@ class SQLiteLogWriter:
 
     def write_logs_nowait(self, logs: list[dict[str, Any]], blobs: dict[str, str]) -> asyncio.Future[None]:
         assert self._loop is not None, "writer not started"
-        item = _Item(self._loop.create_future(), logs, blobs)
+        # Rows are converted here, on the event loop, so the writer thread holds the GIL only to commit.
+        item = _Item(self._loop.create_future(), [_row(log) for log in logs], blobs)
         self._queue.put(item)
         return item.future
 
@@ -138,17 +146,22 @@ class SQLiteLogWriter:
         rows: list[tuple[Any, ...]] = []
         for item in batch:
             blobs.update(item.blobs)
-            rows.extend(_row(log) for log in item.logs)
+            rows.extend(item.rows)
         connection.execute("BEGIN IMMEDIATE")
         try:
-            if blobs:
-                connection.executemany(_INSERT_BLOB, blobs.items())
-            if rows:
-                connection.executemany(_INSERT_LOG, rows)
+            _insert_many(connection, _INSERT_BLOB, _BLOB_VALUES, list(blobs.items()))
+            _insert_many(connection, _INSERT_LOG, _LOG_VALUES, rows)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+
+
+def _insert_many(connection: sqlite3.Connection, head: str, group: str, rows: list[tuple[Any, ...]]) -> None:
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        statement = f"{head} VALUES {', '.join([group] * len(chunk))}"
+        connection.execute(statement, [value for row in chunk for value in row])
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
