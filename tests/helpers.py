@@ -40,3 +40,11 @@ def db_rows(database: Path, query: str, *params: Any) -> list[sqlite3.Row]:
 def log_row(database: Path, log_id: str) -> sqlite3.Row | None:
     rows = db_rows(database, "SELECT * FROM logs WHERE id = ?", log_id)
     return rows[0] if rows else None
+
+
+MOCK_CONFIG = {"provider": "mock", "model": "mock-1"}
+
+
+def log_body(project: str, **extra: Any) -> dict[str, Any]:
+    """A POST /logs item with an inline mock model config (``config`` may be overridden)."""
+    return {"project": project, "config": dict(MOCK_CONFIG), **extra}

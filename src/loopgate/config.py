@@ -13,6 +13,7 @@
 | LOOPGATE_SQLITE_SYNCHRONOUS | FULL | SQLite ``synchronous`` pragma (FULL survives power loss) |
 | LOOPGATE_AUTH_CACHE_SECONDS | 30 | how long a verified API key is remembered in-process |
 | LOOPGATE_LOG_LEVEL | info | server log level |
+| LOOPGATE_ENVIRONMENTS | (none) | extra environments per organization, e.g. ``staging,development`` |
 """
 
 from typing import Literal
@@ -37,3 +38,16 @@ class Settings(BaseSettings):
     writer_max_batch: int = 512
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     auth_cache_seconds: float = 30.0
+
+    # Comma-separated names; v4 has no endpoint that creates environments, so the server declares them.
+    environments: str = ""
+
+    @property
+    def environment_names(self) -> list[str]:
+        """The extra environments, in the order given, without blanks or repeats."""
+        names: list[str] = []
+        for raw in self.environments.split(","):
+            name = raw.strip()
+            if name and name not in names:
+                names.append(name)
+        return names

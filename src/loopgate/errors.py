@@ -3,6 +3,7 @@
     LoopgateError                      anything loopgate raises on purpose
     ├── AuthenticationError     401    missing or unknown X-API-KEY
     ├── NotFoundError           404    a referenced id or name does not exist in the organization
+    ├── ConflictError           409    a name that must be unique is taken (e.g. a project name)
     ├── RequestInvalid          422    input that passed the schema but not the semantics
     └── ProviderError           4xx/5xx  a model provider could not produce a generation
         ├── ProviderKeyMissing  400    no key for the provider in the request or the server configuration
@@ -10,7 +11,7 @@
         ├── UpstreamConnectionError 502  the upstream could not be reached
         └── UpstreamTimeout     504    the upstream did not answer in time
 
-HTTP bodies follow the v4 API: ``{"detail": "..."}`` for 401/404, FastAPI's
+HTTP bodies follow the v4 API: ``{"detail": "..."}`` for 401/404/409, FastAPI's
 ``{"detail": [{"loc", "msg", "type"}]}`` for 422, and ``{"detail": {"type", "message", "code", "origin"}}``
 for provider failures.
 """
@@ -50,6 +51,10 @@ class AuthenticationError(LoopgateError):
 
 class NotFoundError(LoopgateError):
     status_code = 404
+
+
+class ConflictError(LoopgateError):
+    status_code = 409
 
 
 class RequestInvalid(LoopgateError):

@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from loopgate import __version__
+from loopgate import __version__, runtime
 from loopgate.api.auth import organization
 from loopgate.api.fastlane import ChatFastLane
 from loopgate.api.responses import JSONBytes, install_error_handlers
@@ -22,6 +22,9 @@ from loopgate.config import Settings
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.registry import ProviderRegistry
 from loopgate.service.generation import GenerationService
+from loopgate.service.model_config_registry import ModelConfigService
+from loopgate.service.projects import ProjectService
+from loopgate.store.catalog import Catalog
 from loopgate.store.db import create_engine
 from loopgate.store.repository import Store
 from loopgate.store.writers import create_writer
@@ -47,7 +50,11 @@ def create_app(settings: Settings | None = None) -> ChatFastLane:
         store = Store(engine, writer, cache_seconds=settings.auth_cache_seconds)
         app.state.store = store
         app.state.settings = settings
-        app.state.generation = GenerationService(store, ProviderRegistry(settings, http))
+        catalog = Catalog.create(store, environments=settings.environment_names)
+        app.state.generation = GenerationService(catalog, ProviderRegistry(settings, http))
+        app.state.projects = ProjectService(catalog)
+        app.state.model_configs = ModelConfigService(catalog)
+        runtime.tune()  # after everything is imported and built
         try:
             yield
         finally:

@@ -1,4 +1,5 @@
-"""The chat flow: prepare, call the provider, make each sample a log, commit, answer.
+"""The generation flow of every chat and completion endpoint: prepare, call the provider, make each
+sample a log, commit, answer.
 
 A response (and, for streams, each sample's final event) is released only after the group commit holding
 its logs: a client that saw a ``data_…`` id can always find that log. A provider failure is logged too
@@ -14,19 +15,27 @@ from loopgate.errors import ProviderError
 from loopgate.providers.base import ProviderResult
 from loopgate.providers.registry import ProviderRegistry
 from loopgate.schemas.chat import ChatRequest
-from loopgate.service import records
-from loopgate.service.prepare import Prepared, Preparer
-from loopgate.service.streaming import ChatStream
-from loopgate.store.repository import Store, now
+from loopgate.service import records, shapes
+from loopgate.service.prepare import GenerationBody, Prepared, Preparer
+from loopgate.service.streaming import GenerationStream
+from loopgate.store.catalog import Catalog
+from loopgate.store.repository import now
 
 
 class GenerationService:
-    def __init__(self, store: Store, providers: ProviderRegistry) -> None:
-        self._store = store
-        self._prepare = Preparer(store, providers)
+    def __init__(self, catalog: Catalog, providers: ProviderRegistry) -> None:
+        self._store = catalog.store
+        self._prepare = Preparer(catalog, providers)
 
     async def chat(self, org_id: str, request: ChatRequest) -> dict[str, Any]:
-        prepared = await self._prepare.chat(org_id, request)
+        return await self.generate(org_id, request)
+
+    async def chat_stream(self, org_id: str, request: ChatRequest) -> AsyncIterator[bytes]:
+        return await self.generate_stream(org_id, request)
+
+    async def generate(self, org_id: str, request: GenerationBody) -> dict[str, Any]:
+        """Any of the six generation endpoints, answered in one piece."""
+        prepared = await self._prepare.prepare(org_id, request)
         created_at = now()
         started = time.perf_counter()
         try:
@@ -53,29 +62,12 @@ class GenerationService:
         ]
         await self._store.writer.write_logs(rows, blobs)
         usage = records.total_usage(result.usage, samples)
-        return {
-            "project_id": prepared.project_id,
-            "num_samples": request.num_samples,
-            "logprobs": None,
-            "suffix": None,
-            "user": request.user,
-            "data": [records.data_item(prepared, sample) for sample in samples],
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "generation_tokens": usage.generation_tokens,
-                "total_tokens": usage.total_tokens,
-            },
-            "metadata": request.metadata,
-            "provider_responses": result.responses,
-            "provider_request": result.request,
-            "session_id": prepared.session_id,
-            "tool_choice": prepared.tool_choice,
-        }
+        return shapes.response(prepared, samples, usage, result.request, result.responses)
 
-    async def chat_stream(self, org_id: str, request: ChatRequest) -> AsyncIterator[bytes]:
+    async def generate_stream(self, org_id: str, request: GenerationBody) -> AsyncIterator[bytes]:
         """Opens the upstream stream before returning, so a provider that refuses the call is answered
         with its HTTP status rather than a 200 followed by an error event."""
-        prepared = await self._prepare.chat(org_id, request)
+        prepared = await self._prepare.prepare(org_id, request)
         created_at = now()
         started = time.perf_counter()
         events = prepared.provider.stream(prepared.call)
@@ -84,7 +76,7 @@ class GenerationService:
         except ProviderError as exc:
             await self.log_failure(prepared, exc, created_at, time.perf_counter() - started)
             raise
-        return ChatStream(prepared, self._store.writer, first, events, created_at, started).events()
+        return GenerationStream(prepared, self._store.writer, first, events, created_at, started).events()
 
     async def log_failure(
         self, prepared: Prepared, error: ProviderError, created_at: Any, latency: float

@@ -11,11 +11,14 @@ from typing import Any
 import orjson
 
 from loopgate.schemas.common import ModelConfigChatRequest
+from loopgate.schemas.model_configs import ModelConfigCompletionRequest
 
 _LABELS = ("name", "description")
 
 
-def config_body(config: ModelConfigChatRequest, *, seed: int | None) -> dict[str, Any]:
+def config_body(
+    config: ModelConfigChatRequest | ModelConfigCompletionRequest, *, seed: int | None
+) -> dict[str, Any]:
     """The config as stored: every parameter with defaults filled in; the request's deprecated top-level
     ``seed`` applies when the config has none."""
     body = config.model_dump(mode="json", exclude_none=True)

@@ -110,7 +110,7 @@ def log_row(
         "updated_at": created_at,
         "source": request.source,
         "source_datapoint_id": request.source_datapoint_id,
-        "environment": None,
+        "environment": prepared.environment,
         "user": request.user,
         "save": request.save,
         "status": status,

@@ -1,4 +1,5 @@
-"""A streamed chat: provider deltas out as v4 SSE events, the samples logged when the stream ends.
+"""A streamed chat or completion: provider deltas out as v4 SSE events, the samples logged when the
+stream ends.
 
 Each event is one line ``data: {json}`` whose ``data`` holds exactly one sample (id, index, output delta),
 as the SDK's parser requires. Samples interleave when ``num_samples > 1``. The final event of each sample
@@ -17,7 +18,7 @@ import orjson
 from loopgate import ids, tokens
 from loopgate.errors import ProviderError
 from loopgate.providers.base import StreamDelta, StreamEnd, StreamEvent
-from loopgate.service import records
+from loopgate.service import records, shapes
 from loopgate.service.prepare import Prepared
 from loopgate.store.writers import LogWriter
 
@@ -48,7 +49,7 @@ class _SampleState:
         return [self.tool_calls[p] for p in sorted(self.tool_calls)] or None
 
 
-class ChatStream:
+class GenerationStream:
     def __init__(
         self,
         prepared: Prepared,
@@ -108,34 +109,22 @@ class ChatStream:
             await self._events.aclose()
 
     def _event(self, index: int, text: str) -> bytes:
-        item = {
-            "id": self._ids[index],
-            "index": index,
-            "output": text,
-            "raw_output": text,
-            "finish_reason": None,
-            "model_config_id": self._prepared.config_id,
-            "tool_calls": None,
-            "output_message": None,
-            "tool_results": None,
-        }
+        item = shapes.delta_item(self._prepared, self._ids[index], index, text)
         return b"data: " + orjson.dumps({**self._head, "data": [item]}) + b"\n\n"
 
     def _final_event(self, sample: records.Sample, usage: Any) -> bytes:
-        item = records.data_item(self._prepared, sample)
+        item = shapes.data_item(self._prepared, sample)
         item["output"] = item["raw_output"] = ""  # the text went out as deltas already
-        del item["messages"]
+        item.pop("messages", None)
         body = {
             **self._head,
             "data": [item],
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "generation_tokens": usage.generation_tokens,
-                "total_tokens": usage.total_tokens,
-            },
+            "usage": shapes.usage_body(usage),
             "metadata": self._prepared.request.metadata,
             "user": self._prepared.request.user,
         }
+        if self._prepared.completion:
+            body.update(logprobs=self._prepared.logprobs, suffix=self._prepared.suffix)
         return b"data: " + orjson.dumps(body) + b"\n\n"
 
     def _samples(self) -> list[records.Sample]:

@@ -134,6 +134,12 @@ class Store:
             self._project_ids.put((org_id, project_id), True)
         return found
 
+    def forget_project(self, org_id: str, project_id: str, name: str) -> None:
+        """Drops a renamed or deleted project from this process's caches (other processes catch up when
+        their entries expire)."""
+        self._projects.discard((org_id, name))
+        self._project_ids.discard((org_id, project_id))
+
     # -- model configs ------------------------------------------------------------------------------------
 
     async def model_config_id(

@@ -1,0 +1,94 @@
+"""Model-config wire models beyond the chat one: the completion config, the register body of
+``POST /model-configs``, the ``.prompt`` deserialize body, and the lenient view of a stored config."""
+
+from typing import Any
+
+from pydantic import Field
+
+from loopgate.schemas.common import (
+    ChatMessage,
+    LenientModel,
+    ModelConfigTool,
+    ModelEndpoints,
+    ModelProviders,
+    ResponseFormat,
+    WireModel,
+)
+
+
+class ModelConfigCompletionRequest(WireModel):
+    name: str | None = None
+    description: str | None = None
+    provider: ModelProviders = ModelProviders.OPENAI
+    model: str
+    max_tokens: int = -1
+    temperature: float = 1
+    top_p: float = 1
+    stop: str | list[str] | None = None
+    presence_penalty: float = 0
+    frequency_penalty: float = 0
+    other: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = None
+    response_format: ResponseFormat | None = None
+    endpoint: ModelEndpoints = ModelEndpoints.COMPLETE
+    # Required by the SDK, optional in the spec: a completion without one is refused when it runs.
+    prompt_template: str | None = None
+
+
+class LegacyBody(WireModel):
+    """Request bodies that SDK 0.5.18 may send ``provider_api_keys`` in (it adds the key to every JSON
+    object body); the key is accepted and ignored rather than rejected as unknown."""
+
+    provider_api_keys: dict[str, Any] | None = Field(default=None, exclude=True)
+
+
+class ProjectModelConfigRequest(LegacyBody):
+    """``POST /model-configs``: a chat or completion config, registered into a project."""
+
+    name: str | None = None
+    description: str | None = None
+    provider: ModelProviders = ModelProviders.OPENAI
+    model: str
+    max_tokens: int = -1
+    temperature: float = 1
+    top_p: float = 1
+    stop: str | list[str] | None = None
+    presence_penalty: float = 0
+    frequency_penalty: float = 0
+    other: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = None
+    response_format: ResponseFormat | None = None
+    project: str | None = Field(default=None, exclude=True)
+    project_id: str | None = Field(default=None, exclude=True)
+    prompt_template: str | None = None
+    chat_template: list[ChatMessage] | None = None
+    endpoint: ModelEndpoints = ModelEndpoints.COMPLETE
+    tools: list[ModelConfigTool] | None = None
+
+
+class DeserializeRequest(LegacyBody):
+    """``Body_ModelConfigs_deserialize``: the text of a ``.prompt`` file."""
+
+    config: str
+
+
+class StoredModelConfig(LenientModel):
+    """A stored config body read back to run it: every parameter any config kind may carry."""
+
+    name: str | None = None
+    description: str | None = None
+    provider: ModelProviders = ModelProviders.OPENAI
+    model: str
+    max_tokens: int = -1
+    temperature: float = 1
+    top_p: float = 1
+    stop: str | list[str] | None = None
+    presence_penalty: float = 0
+    frequency_penalty: float = 0
+    other: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = None
+    response_format: ResponseFormat | None = None
+    endpoint: ModelEndpoints | None = None
+    prompt_template: str | None = None
+    chat_template: list[ChatMessage] | None = None
+    tools: list[ModelConfigTool] | None = None

@@ -1,0 +1,66 @@
+"""Project, feedback-type and deployment request bodies and query enums (responses are built as dicts in
+``service/project_views.py``)."""
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from loopgate.schemas.common import WireModel
+from loopgate.schemas.model_configs import LegacyBody
+
+
+class ProjectSortBy(StrEnum):
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+    NAME = "name"
+
+
+class SortOrder(StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+class CreateProjectRequest(LegacyBody):
+    name: str
+    directory_id: str | None = None
+
+
+class UpdateProjectRequest(LegacyBody):
+    name: str | None = None
+    active_config_id: str | None = None
+    directory_id: str | None = None
+
+
+class FeedbackClass(StrEnum):
+    SELECT = "select"
+    MULTI_SELECT = "multi_select"
+    TEXT = "text"
+    NUMBER = "number"
+
+
+class LabelSentiment(StrEnum):
+    POSITIVE = "positive"
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    UNSET = "unset"
+
+
+class FeedbackLabelRequest(WireModel):
+    value: str
+    sentiment: LabelSentiment = LabelSentiment.UNSET
+
+
+class FeedbackTypeRequest(LegacyBody):
+    type: str
+    feedback_class: FeedbackClass = Field(alias="class")
+    values: list[FeedbackLabelRequest] | None = None
+
+
+class EnvironmentRequest(WireModel):
+    id: str
+    name: str | None = None
+
+
+class EnvironmentProjectConfigRequest(LegacyBody):
+    config_id: str
+    environments: list[EnvironmentRequest] | None = None

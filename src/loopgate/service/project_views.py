@@ -1,0 +1,132 @@
+"""Stored rows -> the v4 response documents: ModelConfigResponse (and the other ConfigResponse kinds),
+ProjectConfigResponse / GetModelConfigResponse, EnvironmentProjectConfigResponse, ProjectResponse."""
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from loopgate.store.deployments import Environment
+from loopgate.store.model_configs import ConfigRow, ConfigUsage
+from loopgate.store.projects import ProjectRow
+
+_SAMPLING_DEFAULTS: dict[str, Any] = {
+    "provider": "openai",
+    "max_tokens": -1,
+    "temperature": 1,
+    "top_p": 1,
+    "presence_penalty": 0,
+    "frequency_penalty": 0,
+}
+
+
+def _tool_id(tool: dict[str, Any]) -> str:
+    """Inline tools have no id of their own; ToolResponse needs one, so derive a stable one from the
+    definition (the same tool always shows the same id)."""
+    digest = hashlib.sha256(orjson.dumps(tool, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return "config_" + digest[:21]
+
+
+def tool_response(tool: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": tool.get("id") or _tool_id(tool),
+        "name": tool.get("name"),
+        "description": tool.get("description"),
+        "parameters": tool.get("parameters"),
+        "source": tool.get("source") or "inline",
+    }
+
+
+def model_config_view(config_id: str, name: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    """ModelConfigResponse of a config body (stored, or parsed from a ``.prompt`` file)."""
+    view: dict[str, Any] = {
+        "id": config_id,
+        "type": "model",
+        "name": name if name is not None else body.get("name"),
+        "description": body.get("description"),
+    }
+    view.update({key: body.get(key, default) for key, default in _SAMPLING_DEFAULTS.items()})
+    view.update(
+        model=body.get("model"),
+        stop=body.get("stop"),
+        other=body.get("other") or {},
+        seed=body.get("seed"),
+        response_format=body.get("response_format"),
+        prompt_template=body.get("prompt_template"),
+        chat_template=body.get("chat_template"),
+        tool_configs=[],
+        tools=[tool_response(tool) for tool in body.get("tools") or ()],
+        endpoint=body.get("endpoint"),
+    )
+    return view
+
+
+def config_view(row: ConfigRow) -> dict[str, Any]:
+    """The ConfigResponse union member for a stored version, discriminated by ``type``."""
+    if row.config_type == "model":
+        return model_config_view(row.id, row.name, row.body)
+    return {
+        **row.body,
+        "id": row.id,
+        "type": row.config_type,
+        "name": row.body.get("name") or row.name,
+        "status": "committed",
+    }
+
+
+def project_config_view(
+    row: ConfigRow, project: ProjectRow, usage: ConfigUsage | None, *, environment_id: str | None = None
+) -> dict[str, Any]:
+    """ProjectConfigResponse; with ``environment_id`` it is a GetModelConfigResponse."""
+    last_used: datetime = usage.last_used if usage and usage.last_used else row.created_at
+    view: dict[str, Any] = {
+        "project_id": project.id,
+        "project_name": project.name,
+        "created_at": row.created_at,
+        "updated_at": row.created_at,  # versions are immutable
+        "last_used": last_used,
+        "num_datapoints": usage.num_datapoints if usage else 0,
+        "evaluation_aggregates": None,
+        "config": config_view(row),
+    }
+    if environment_id is not None:
+        view["environment_id"] = environment_id
+    return view
+
+
+def deployment_view(
+    project: ProjectRow, environment: Environment, config: ConfigRow | None
+) -> dict[str, Any]:
+    return {
+        "project_id": project.id,
+        "project_name": project.name,
+        "model_config_id": config.id if config else None,
+        "model_config_name": config.name if config else None,
+        "environment_id": environment.id,
+        "environment_name": environment.name,
+        "environment_tag": environment.tag,
+    }
+
+
+def project_view(
+    project: ProjectRow,
+    *,
+    data_count: int,
+    feedback_types: list[dict[str, Any]],
+    active_config: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "id": project.id,
+        "name": project.name,
+        "active_config": active_config,
+        "users": [],  # loopgate has organizations and keys, no user accounts
+        "data_count": data_count,
+        "feedback_types": feedback_types,
+        "team_id": project.org_id,
+        "config_type": "model",
+        "active_evaluators": [],
+        "directory_id": project.directory_id,
+        "created_at": project.created_at,
+        "updated_at": project.updated_at,
+    }

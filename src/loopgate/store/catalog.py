@@ -1,0 +1,26 @@
+"""The stores behind projects, config versions and deployments, made once per process and shared by the
+routes and the generation service (so their caches agree)."""
+
+from dataclasses import dataclass
+
+from loopgate.store.deployments import Deployments
+from loopgate.store.model_configs import ConfigStore
+from loopgate.store.projects import ProjectStore
+from loopgate.store.repository import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    store: Store
+    projects: ProjectStore
+    configs: ConfigStore
+    deployments: Deployments
+
+    @classmethod
+    def create(cls, store: Store, *, environments: list[str]) -> "Catalog":
+        return cls(
+            store=store,
+            projects=ProjectStore(store.engine),
+            configs=ConfigStore(store.engine),
+            deployments=Deployments(store.engine, environments),
+        )

@@ -1,0 +1,327 @@
+"""Log queries beyond the generation path: reading logs back whole (payload expanded, with project, session,
+parent reference, config and feedback), the filtered and sorted list, updates, deletes, and tool configs.
+
+Inserts still go through the group-commit writer (``Store.writer``); everything here is a read or a small
+transaction on the pool. Every query is scoped to one organization.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Select, and_, cast, false, func, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from loopgate import ids
+from loopgate.store import content, tables
+from loopgate.store.queries import insert_ignore
+
+_logs = tables.logs
+_parents = tables.logs.alias("parent_log")
+# SQLite's default limit on bound parameters is generous today, but old builds stop at 999.
+_CHUNK = 500
+# A search term matching more stored blobs than this only looks at the first ones (inputs longer than
+# ``content.MIN_LENGTH`` live in blobs, see ``_search``).
+_MAX_BLOB_MATCHES = 200
+
+
+@dataclass(slots=True)
+class LogFilter:
+    """What ``GET /logs`` narrows a project's logs by; every list means "any of these"."""
+
+    project_id: str
+    # Every stored config version is committed, so asking for uncommitted or deleted versions finds nothing.
+    version_status: str | None = None
+    search: str | None = None
+    metadata_search: str | None = None
+    start: datetime | None = None  # inclusive
+    end: datetime | None = None  # exclusive
+    sources: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    feedback: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LogSort:
+    column: str  # timestamp | source | model | feedback-<type>
+    descending: bool
+
+
+def utc(value: datetime) -> datetime:
+    """Naive datetimes are UTC (SQLite hands them back naive); aware ones are converted to UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def like_pattern(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def json_escaped(term: str) -> str:
+    """The term as it appears inside a JSON string (quotes and backslashes escaped)."""
+    return orjson.dumps(term).decode()[1:-1]
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+class LogStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+
+    # -- configs --------------------------------------------------------------------------------------------
+
+    async def config_row(self, org_id: str, config_id: str) -> dict[str, Any] | None:
+        query = select(tables.model_configs).where(
+            tables.model_configs.c.org_id == org_id, tables.model_configs.c.id == config_id
+        )
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query)).mappings().one_or_none()
+        return dict(row) if row else None
+
+    async def tool_config_id(
+        self, org_id: str, project_id: str, config_hash: str, body: dict[str, Any]
+    ) -> str:
+        """The project's tool config with this definition, created on first use (insert-if-absent)."""
+        query = select(tables.model_configs.c.id).where(
+            tables.model_configs.c.project_id == project_id, tables.model_configs.c.config_hash == config_hash
+        )
+        async with self._engine.begin() as connection:
+            found = (await connection.execute(query)).scalar_one_or_none()
+            if found is None:
+                await connection.execute(
+                    insert_ignore(connection, tables.model_configs),
+                    {
+                        "id": ids.new_id(ids.MODEL_CONFIG),
+                        "org_id": org_id,
+                        "project_id": project_id,
+                        "config_hash": config_hash,
+                        "name": body["name"],
+                        "body": orjson.dumps(body).decode(),
+                        "created_at": datetime.now(UTC),
+                        "config_type": "tool",
+                    },
+                )
+                found = (await connection.execute(query)).scalar_one()
+        return str(found)
+
+    # -- reference ids ------------------------------------------------------------------------------------
+
+    async def taken_references(self, org_id: str, reference_ids: Sequence[str]) -> set[str]:
+        taken: set[str] = set()
+        async with self._engine.connect() as connection:
+            for chunk in _chunks(reference_ids):
+                query = select(_logs.c.reference_id).where(
+                    _logs.c.org_id == org_id, _logs.c.reference_id.in_(chunk)
+                )
+                taken.update(str(value) for value in (await connection.execute(query)).scalars())
+        return taken
+
+    async def log_id_by_reference(self, org_id: str, reference_id: str) -> str | None:
+        query = select(_logs.c.id).where(_logs.c.org_id == org_id, _logs.c.reference_id == reference_id)
+        async with self._engine.connect() as connection:
+            found = (await connection.execute(query)).scalar_one_or_none()
+        return str(found) if found is not None else None
+
+    # -- reading logs whole -----------------------------------------------------------------------------
+
+    def _whole(self) -> Select[Any]:
+        """Log rows with the names a LogResponse shows next to the ids."""
+        joined = (
+            _logs.outerjoin(tables.projects, tables.projects.c.id == _logs.c.project_id)
+            .outerjoin(tables.sessions, tables.sessions.c.id == _logs.c.session_id)
+            .outerjoin(
+                _parents, and_(_parents.c.id == _logs.c.parent_id, _parents.c.org_id == _logs.c.org_id)
+            )
+        )
+        return select(
+            _logs,
+            tables.projects.c.name.label("project_name"),
+            tables.sessions.c.reference_id.label("session_reference_id"),
+            _parents.c.reference_id.label("parent_reference_id"),
+        ).select_from(joined)
+
+    async def fetch(self, org_id: str, log_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The organization's logs with these ids, in the order given (unknown ids are skipped)."""
+        if not log_ids:
+            return []
+        found: dict[str, dict[str, Any]] = {}
+        async with self._engine.connect() as connection:
+            for chunk in _chunks(log_ids):
+                query = self._whole().where(_logs.c.org_id == org_id, _logs.c.id.in_(chunk))
+                for row in (await connection.execute(query)).mappings():
+                    found[row["id"]] = dict(row)
+            ordered = [found[log_id] for log_id in log_ids if log_id in found]
+            await _hydrate(connection, ordered)
+        return ordered
+
+    async def page(
+        self, org_id: str, where: LogFilter, sorts: list[LogSort], *, page: int, size: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of a project's logs, newest first unless ``sorts`` says otherwise, and the total."""
+        async with self._engine.connect() as connection:
+            conditions = [_logs.c.org_id == org_id, *await self._conditions(connection, where)]
+            needs_config = bool(where.models) or any(sort.column == "model" for sort in sorts)
+            base = _logs.outerjoin(tables.model_configs, tables.model_configs.c.id == _logs.c.config_id)
+            counted = select(func.count()).select_from(base if needs_config else _logs).where(*conditions)
+            total = int((await connection.execute(counted)).scalar_one())
+            order = [self._sort_key(sort) for sort in sorts]
+            order += [_logs.c.created_at.desc(), _logs.c.id.desc()]
+            query = (
+                select(_logs.c.id)
+                .select_from(base)
+                .where(*conditions)
+                .order_by(*order)
+                .limit(size)
+                .offset(page * size)
+            )
+            page_ids = [str(value) for value in (await connection.execute(query)).scalars()]
+        return await self.fetch(org_id, page_ids), total
+
+    # -- changes ------------------------------------------------------------------------------------------
+
+    async def update(self, org_id: str, log_id: str, values: dict[str, Any]) -> bool:
+        statement = update(_logs).where(_logs.c.org_id == org_id, _logs.c.id == log_id).values(**values)
+        async with self._engine.begin() as connection:
+            changed = (await connection.execute(statement)).rowcount
+        return bool(changed)
+
+    async def delete(self, org_id: str, log_ids: Sequence[str]) -> list[str]:
+        """Deletes the logs (and their feedback) if every id is one of the organization's; otherwise deletes
+        nothing and returns the unknown ids. Children of a deleted log become roots (parent_id cleared), so
+        a session still reads as a tree."""
+        wanted = list(dict.fromkeys(log_ids))
+        async with self._engine.begin() as connection:
+            existing: set[str] = set()
+            for chunk in _chunks(wanted):
+                query = select(_logs.c.id).where(_logs.c.org_id == org_id, _logs.c.id.in_(chunk))
+                existing.update(str(value) for value in (await connection.execute(query)).scalars())
+            missing = [log_id for log_id in wanted if log_id not in existing]
+            if missing:
+                return missing
+            for chunk in _chunks(wanted):
+                await connection.execute(tables.feedback.delete().where(tables.feedback.c.log_id.in_(chunk)))
+                await connection.execute(
+                    update(_logs)
+                    .where(_logs.c.org_id == org_id, _logs.c.parent_id.in_(chunk))
+                    .values(parent_id=None)
+                )
+                await connection.execute(
+                    _logs.delete().where(_logs.c.org_id == org_id, _logs.c.id.in_(chunk))
+                )
+        return []
+
+    # -- filters and sorting ----------------------------------------------------------------------------
+
+    def _json_text(self, column: Any, key: str) -> ColumnElement[Any]:
+        """``column`` (JSON text) -> the value at ``key``, as text."""
+        if self._postgres:
+            document: Any = cast(column, JSONB)
+            text: ColumnElement[Any] = document[key].astext
+            return text
+        return func.json_extract(column, f"$.{key}")
+
+    def _sort_key(self, sort: LogSort) -> Any:
+        if sort.column == "timestamp":
+            key: Any = _logs.c.created_at
+        elif sort.column == "source":
+            key = _logs.c.source
+        elif sort.column == "model":
+            key = self._json_text(tables.model_configs.c.body, "model")
+        else:
+            key = _latest_feedback(sort.column.removeprefix("feedback-"))
+        # Nulls last either way, the same on SQLite and PostgreSQL (their defaults differ).
+        return (key.desc() if sort.descending else key.asc()).nulls_last()
+
+    async def _conditions(self, connection: AsyncConnection, where: LogFilter) -> list[Any]:
+        conditions: list[Any] = [_logs.c.project_id == where.project_id]
+        if where.version_status not in (None, "committed"):
+            conditions.append(false())
+        if where.start is not None:
+            conditions.append(_logs.c.created_at >= where.start)
+        if where.end is not None:
+            conditions.append(_logs.c.created_at < where.end)
+        if where.sources:
+            conditions.append(_logs.c.source.in_(where.sources))
+        if where.models:
+            conditions.append(self._json_text(tables.model_configs.c.body, "model").in_(where.models))
+        for feedback_type, values in where.feedback.items():
+            # Stored values are JSON: the label "good" is '"good"', the number 5 is '5'.
+            encoded = {orjson.dumps(value).decode() for value in values} | set(values)
+            conditions.append(_latest_feedback(feedback_type).in_(sorted(encoded)))
+        if where.metadata_search:
+            pattern = like_pattern(json_escaped(where.metadata_search))
+            conditions.append(_logs.c.metadata.ilike(pattern, escape="\\"))
+        if where.search:
+            conditions.append(await self._search(connection, where.search))
+        return conditions
+
+    async def _search(self, connection: AsyncConnection, term: str) -> Any:
+        """Case-insensitive match on the output or the inputs. Inputs sit in the payload JSON, where long
+        values are blob references: those are found by first looking the term up in ``blobs``."""
+        inputs = self._json_text(_logs.c.payload, "inputs")
+        matches: list[Any] = [
+            _logs.c.output.ilike(like_pattern(term), escape="\\"),
+            inputs.ilike(like_pattern(json_escaped(term)), escape="\\"),
+        ]
+        blob_query = (
+            select(tables.blobs.c.hash)
+            .where(tables.blobs.c.data.ilike(like_pattern(term), escape="\\"))
+            .limit(_MAX_BLOB_MATCHES)
+        )
+        for digest in (await connection.execute(blob_query)).scalars():
+            matches.append(inputs.like(like_pattern(str(digest)), escape="\\"))
+        return or_(*matches) if matches else false()
+
+
+def _latest_feedback(feedback_type: str) -> Any:
+    """The log's most recent feedback value of this type (JSON text), or NULL."""
+    recorded = tables.feedback.alias("latest_feedback")
+    return (
+        select(recorded.c.value)
+        .where(recorded.c.log_id == _logs.c.id, recorded.c.type == feedback_type)
+        .order_by(recorded.c.created_at.desc(), recorded.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+async def _hydrate(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Expands payloads and attaches ``config`` (the config row) and ``feedback`` (rows, oldest first)."""
+    payloads = [orjson.loads(row["payload"]) if row["payload"] else None for row in rows]
+    refs: set[str] = set()
+    for payload in payloads:
+        if payload is not None:
+            content.references(payload, refs)
+    blobs: dict[str, str] = {}
+    for chunk in _chunks(sorted(refs)):
+        query = select(tables.blobs.c.hash, tables.blobs.c.data).where(tables.blobs.c.hash.in_(chunk))
+        blobs.update({str(digest): str(data) for digest, data in (await connection.execute(query)).all()})
+
+    config_ids = sorted({row["config_id"] for row in rows if row["config_id"]})
+    configs: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(config_ids):
+        query = select(tables.model_configs).where(tables.model_configs.c.id.in_(chunk))
+        configs.update({row["id"]: dict(row) for row in (await connection.execute(query)).mappings()})
+
+    feedback: dict[str, list[dict[str, Any]]] = {}
+    for chunk in _chunks([row["id"] for row in rows]):
+        query = (
+            select(tables.feedback)
+            .where(tables.feedback.c.log_id.in_(chunk))
+            .order_by(tables.feedback.c.created_at, tables.feedback.c.id)
+        )
+        for item in (await connection.execute(query)).mappings():
+            feedback.setdefault(item["log_id"], []).append(dict(item))
+
+    for row, payload in zip(rows, payloads, strict=True):
+        row["payload"] = content.expand(payload, blobs) if payload is not None else None
+        row["metadata"] = orjson.loads(row["metadata"]) if row["metadata"] else None
+        row["config"] = configs.get(row["config_id"]) if row["config_id"] else None
+        row["feedback"] = feedback.get(row["id"], [])
