@@ -10,17 +10,12 @@ interpreter, never inside pytest, imports nothing from loopgate, and prints one 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
 import sys
-import traceback
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sdk_scenarios import MOCK, Context, _collect, api_error, user
+from sdk_scenarios import MOCK, Context, _collect, api_error, run, user
 
 TEMPLATE = [{"role": "system", "content": "You are {{persona}}."}]
 PROMPT = {**MOCK, "prompt_template": "Tell me about {{topic}}."}
@@ -182,27 +177,7 @@ SCENARIOS: dict[str, Callable[[Context], Any]] = {
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--host", default=os.environ.get("HL_E2E_HOST"))
-    parser.add_argument("--api-key", default=os.environ.get("HL_E2E_API_KEY"))
-    parser.add_argument("--tag", default=uuid.uuid4().hex[:10])
-    parser.add_argument("scenarios", nargs="+", choices=[*SCENARIOS, "all"])
-    args = parser.parse_args(argv)
-    if not args.host or not args.api_key:
-        parser.error("--host and --api-key (or HL_E2E_HOST / HL_E2E_API_KEY) are required")
-    ctx = Context(args.host, args.api_key, args.tag)
-    names = list(SCENARIOS) if "all" in args.scenarios else args.scenarios
-    results: dict[str, Any] = {}
-    for name in names:
-        try:
-            results[name] = {"ok": True, "result": SCENARIOS[name](ctx)}
-        except Exception:
-            results[name] = {"ok": False, "error": traceback.format_exc()}
-    json.dump(results, sys.stdout, default=str)
-    sys.stdout.write("\n")
-    return 0
+    return run(SCENARIOS, argv, __doc__)
 
 
 if __name__ == "__main__":

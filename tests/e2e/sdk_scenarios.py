@@ -270,28 +270,33 @@ SCENARIOS: dict[str, Callable[[Context], Any]] = {
 }
 
 
-def main(argv: list[str]) -> int:
+def run(scenarios: dict[str, Callable[[Context], Any]], argv: list[str], description: str | None) -> int:
+    """The command line every scenario script shares: run the named scenarios, print one JSON object."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--host", default=os.environ.get("HL_E2E_HOST"))
     parser.add_argument("--api-key", default=os.environ.get("HL_E2E_API_KEY"))
     parser.add_argument("--tag", default=uuid.uuid4().hex[:10])
-    parser.add_argument("scenarios", nargs="+", choices=[*SCENARIOS, "all"])
+    parser.add_argument("scenarios", nargs="+", choices=[*scenarios, "all"])
     args = parser.parse_args(argv)
     if not args.host or not args.api_key:
         parser.error("--host and --api-key (or HL_E2E_HOST / HL_E2E_API_KEY) are required")
     ctx = Context(args.host, args.api_key, args.tag)
-    names = list(SCENARIOS) if "all" in args.scenarios else args.scenarios
+    names = list(scenarios) if "all" in args.scenarios else args.scenarios
     results: dict[str, Any] = {}
     for name in names:
         try:
-            results[name] = {"ok": True, "result": SCENARIOS[name](ctx)}
+            results[name] = {"ok": True, "result": scenarios[name](ctx)}
         except Exception:
             results[name] = {"ok": False, "error": traceback.format_exc()}
     json.dump(results, sys.stdout, default=str)
     sys.stdout.write("\n")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return run(SCENARIOS, argv, __doc__)
 
 
 if __name__ == "__main__":

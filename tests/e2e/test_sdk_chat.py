@@ -11,18 +11,16 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, Server
+from tests.conftest import Server
+from tests.e2e.sdk import result, run_scenarios
 
 pytestmark = pytest.mark.e2e
 
-SDK_PYTHON = ROOT / ".venv-sdk" / "bin" / "python"
 SCRIPT = Path(__file__).with_name("sdk_scenarios.py")
 MOCK_REPLY = "This is a mock response to: "
 LOG_ID = re.compile(r"^data_[A-Za-z0-9]{21}$")
@@ -30,28 +28,10 @@ CONFIG_ID = re.compile(r"^(config|prv)_[A-Za-z0-9]+$")
 SESSION_ID = re.compile(r"^sesh_[A-Za-z0-9]+$")
 
 
-def run_scenarios(server: Server, *names: str) -> dict[str, Any]:
-    if not SDK_PYTHON.exists():
-        pytest.skip(f"the SDK environment is missing: run `make .venv-sdk/.installed` ({SDK_PYTHON})")
-    command = [str(SDK_PYTHON), str(SCRIPT), "--host", server.url, "--api-key", server.api_key]
-    command += ["--tag", uuid.uuid4().hex[:10], *names]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, f"scenario runner failed ({done.returncode}):\n{done.stderr}"
-    results: dict[str, Any] = json.loads(done.stdout)
-    return results
-
-
 @pytest.fixture(scope="module")
 def sdk(server: Server) -> dict[str, Any]:
     """Every scenario, run once in one SDK process (its import alone takes ~2 s)."""
-    return run_scenarios(server, "all")
-
-
-def result(sdk: dict[str, Any], name: str) -> Any:
-    outcome = sdk[name]
-    if not outcome["ok"]:
-        pytest.fail(f"scenario {name!r} raised in the SDK process:\n{outcome['error']}")
-    return outcome["result"]
+    return run_scenarios(SCRIPT, server, "all")
 
 
 def log_rows(server: Server, *log_ids: str) -> dict[str, dict[str, Any]]:

@@ -6,16 +6,14 @@ session's ``loopgate serve`` and record what the SDK handed back; these tests as
 
 from __future__ import annotations
 
-import json
-import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Server
-from tests.e2e.test_sdk_chat import CONFIG_ID, LOG_ID, MOCK_REPLY, SDK_PYTHON, SESSION_ID, log_rows
+from tests.e2e.sdk import result, run_scenarios
+from tests.e2e.test_sdk_chat import CONFIG_ID, LOG_ID, MOCK_REPLY, SESSION_ID, log_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -25,21 +23,7 @@ SCRIPT = Path(__file__).with_name("sdk_logs_scenarios.py")
 @pytest.fixture(scope="module")
 def sdk(server: Server) -> dict[str, Any]:
     """Every scenario, run once in one SDK process."""
-    if not SDK_PYTHON.exists():
-        pytest.skip(f"the SDK environment is missing: run `make .venv-sdk/.installed` ({SDK_PYTHON})")
-    command = [str(SDK_PYTHON), str(SCRIPT), "--host", server.url, "--api-key", server.api_key]
-    command += ["--tag", uuid.uuid4().hex[:10], "all"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, f"scenario runner failed ({done.returncode}):\n{done.stderr}"
-    results: dict[str, Any] = json.loads(done.stdout)
-    return results
-
-
-def result(sdk: dict[str, Any], name: str) -> Any:
-    outcome = sdk[name]
-    if not outcome["ok"]:
-        pytest.fail(f"scenario {name!r} raised in the SDK process:\n{outcome['error']}")
-    return outcome["result"]
+    return run_scenarios(SCRIPT, server, "all")
 
 
 # -- logs ----------------------------------------------------------------------------------------------

@@ -8,17 +8,15 @@ session's ``loopgate serve`` and record what the SDK handed back; these tests as
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Server
-from tests.e2e.test_sdk_chat import CONFIG_ID, LOG_ID, MOCK_REPLY, SDK_PYTHON, log_rows
+from tests.e2e.sdk import result, run_scenarios
+from tests.e2e.test_sdk_chat import CONFIG_ID, LOG_ID, MOCK_REPLY, log_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -29,21 +27,7 @@ ENVIRONMENT_ID = re.compile(r"^env_[A-Za-z0-9]{21}$")
 
 @pytest.fixture(scope="module")
 def sdk(server: Server) -> dict[str, Any]:
-    if not SDK_PYTHON.exists():
-        pytest.skip(f"the SDK environment is missing: run `make .venv-sdk/.installed` ({SDK_PYTHON})")
-    command = [str(SDK_PYTHON), str(SCRIPT), "--host", server.url, "--api-key", server.api_key]
-    command += ["--tag", uuid.uuid4().hex[:10], "all"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, f"scenario runner failed ({done.returncode}):\n{done.stderr}"
-    results: dict[str, Any] = json.loads(done.stdout)
-    return results
-
-
-def result(sdk: dict[str, Any], name: str) -> Any:
-    outcome = sdk[name]
-    if not outcome["ok"]:
-        pytest.fail(f"scenario {name!r} raised in the SDK process:\n{outcome['error']}")
-    return outcome["result"]
+    return run_scenarios(SCRIPT, server, "all")
 
 
 def test_projects_create_get_list_update_delete(sdk: dict[str, Any]) -> None:

@@ -127,7 +127,10 @@ class ProviderApiKeys(BaseModel):
 ToolChoiceValue = Literal["none", "auto", "required"] | ToolChoice
 
 
-class ModelConfigChatRequest(WireModel):
+class ModelParameters(BaseModel):
+    """The parameters every kind of model config carries, with the v4 defaults. Subclasses pick the
+    strictness (request bodies forbid unknown keys, stored configs are read leniently)."""
+
     name: str | None = None
     description: str | None = None
     provider: ModelProviders = ModelProviders.OPENAI
@@ -141,6 +144,9 @@ class ModelConfigChatRequest(WireModel):
     other: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = None
     response_format: ResponseFormat | None = None
+
+
+class ModelConfigChatRequest(ModelParameters, WireModel):
     endpoint: ModelEndpoints = ModelEndpoints.CHAT
     chat_template: list[ChatMessage] | None = None
     tools: list[ModelConfigTool] | None = None

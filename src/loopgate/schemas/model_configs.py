@@ -10,26 +10,12 @@ from loopgate.schemas.common import (
     LenientModel,
     ModelConfigTool,
     ModelEndpoints,
-    ModelProviders,
-    ResponseFormat,
+    ModelParameters,
     WireModel,
 )
 
 
-class ModelConfigCompletionRequest(WireModel):
-    name: str | None = None
-    description: str | None = None
-    provider: ModelProviders = ModelProviders.OPENAI
-    model: str
-    max_tokens: int = -1
-    temperature: float = 1
-    top_p: float = 1
-    stop: str | list[str] | None = None
-    presence_penalty: float = 0
-    frequency_penalty: float = 0
-    other: dict[str, Any] = Field(default_factory=dict)
-    seed: int | None = None
-    response_format: ResponseFormat | None = None
+class ModelConfigCompletionRequest(ModelParameters, WireModel):
     endpoint: ModelEndpoints = ModelEndpoints.COMPLETE
     # Required by the SDK, optional in the spec: a completion without one is refused when it runs.
     prompt_template: str | None = None
@@ -42,22 +28,9 @@ class LegacyBody(WireModel):
     provider_api_keys: dict[str, Any] | None = Field(default=None, exclude=True)
 
 
-class ProjectModelConfigRequest(LegacyBody):
+class ProjectModelConfigRequest(ModelParameters, LegacyBody):
     """``POST /model-configs``: a chat or completion config, registered into a project."""
 
-    name: str | None = None
-    description: str | None = None
-    provider: ModelProviders = ModelProviders.OPENAI
-    model: str
-    max_tokens: int = -1
-    temperature: float = 1
-    top_p: float = 1
-    stop: str | list[str] | None = None
-    presence_penalty: float = 0
-    frequency_penalty: float = 0
-    other: dict[str, Any] = Field(default_factory=dict)
-    seed: int | None = None
-    response_format: ResponseFormat | None = None
     project: str | None = Field(default=None, exclude=True)
     project_id: str | None = Field(default=None, exclude=True)
     prompt_template: str | None = None
@@ -72,22 +45,9 @@ class DeserializeRequest(LegacyBody):
     config: str
 
 
-class StoredModelConfig(LenientModel):
+class StoredModelConfig(ModelParameters, LenientModel):
     """A stored config body read back to run it: every parameter any config kind may carry."""
 
-    name: str | None = None
-    description: str | None = None
-    provider: ModelProviders = ModelProviders.OPENAI
-    model: str
-    max_tokens: int = -1
-    temperature: float = 1
-    top_p: float = 1
-    stop: str | list[str] | None = None
-    presence_penalty: float = 0
-    frequency_penalty: float = 0
-    other: dict[str, Any] = Field(default_factory=dict)
-    seed: int | None = None
-    response_format: ResponseFormat | None = None
     endpoint: ModelEndpoints | None = None
     prompt_template: str | None = None
     chat_template: list[ChatMessage] | None = None
