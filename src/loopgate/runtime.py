@@ -11,7 +11,7 @@ import gc
 import sys
 
 _SWITCH_INTERVAL = 0.001
-_GEN0_THRESHOLD = 50_000
+_GEN0_THRESHOLD = 10_000
 
 
 def tune() -> None:
