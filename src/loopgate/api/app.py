@@ -1,5 +1,6 @@
 """The application factory: wires settings -> store -> providers -> service, and mounts /v4."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,8 @@ from loopgate.store.db import create_engine
 from loopgate.store.repository import Store
 from loopgate.store.writers import create_writer
 
+_log = logging.getLogger("loopgate")
+
 
 def create_app(settings: Settings | None = None) -> ChatFastLane:
     settings = settings or Settings()
@@ -54,6 +57,8 @@ def create_app(settings: Settings | None = None) -> ChatFastLane:
         app.state.generation = GenerationService(catalog, ProviderRegistry(settings, http))
         app.state.projects = ProjectService(catalog)
         app.state.model_configs = ModelConfigService(catalog)
+        if not await store.has_api_keys():
+            _log.warning("No API keys yet: create one with `loopgate keys create` (it prints the key).")
         runtime.tune()  # after everything is imported and built
         try:
             yield

@@ -74,6 +74,10 @@ class Store:
         org_id = await self._write(operation)
         return key, org_id
 
+    async def has_api_keys(self) -> bool:
+        async with self.engine.connect() as connection:
+            return (await connection.execute(select(tables.api_keys.c.id).limit(1))).first() is not None
+
     async def organization_for_key(self, key: str) -> str | None:
         digest = hash_api_key(key)
         cached = self._keys.get(digest)
