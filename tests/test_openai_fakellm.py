@@ -194,7 +194,9 @@ def loopgates(
     factory: pytest.TempPathFactory, base_url: str, names: list[str], **env: str
 ) -> Iterator[dict[str, Server]]:
     """Several loopgate servers on one upstream, started in parallel (each start is seconds of subprocess
-    work). A server used by one test only starts with an adapter that has learnt nothing of its upstream."""
+    work). A server used by one test only starts with an adapter that has learnt nothing of its upstream.
+    Retries are off: these tests count upstream calls per request (tests/test_retries.py tests retrying)."""
+    env = {"LOOPGATE_PROVIDER_MAX_RETRIES": "0", **env}
 
     def start(name: str) -> Server:
         server = make_server(factory.mktemp(f"loopgate-{name}"), LOOPGATE_OPENAI_BASE_URL=base_url, **env)
@@ -833,7 +835,7 @@ def test_own_rate_limit_mapped(own_client: httpx.Client, own: Server, upstream: 
     project = unique("own-429")
     response = own_client.post("/chat", json=chat_body(project, marker))
     assert_provider_error(response, 429, "rate_limit_error", "Slow down")
-    assert len(upstream.calls(marker)) == 1  # no retry behind the client's back
+    assert len(upstream.calls(marker)) == 1  # retries are off on this server
     [log] = project_logs(own.database, project)
     assert (log["status"], log["error"]) == ("error", "OpenAI: Slow down")
 

@@ -7,8 +7,19 @@
 | LOOPGATE_WORKERS | 1 | server processes |
 | LOOPGATE_OPENAI_API_KEY | (none) | fallback key for provider ``openai`` |
 | LOOPGATE_OPENAI_BASE_URL | https://api.openai.com/v1 | any OpenAI-compatible server |
+| LOOPGATE_GROQ_API_KEY | (none) | key for provider ``groq`` (v4 requests cannot carry one) |
+| LOOPGATE_GROQ_BASE_URL | https://api.groq.com/openai/v1 | groq's OpenAI-compatible API |
+| LOOPGATE_GOOGLE_API_KEY | (none) | key for provider ``google`` (v4 requests cannot carry one) |
+| LOOPGATE_GOOGLE_BASE_URL | https://generativelanguage.googleapis.com | Gemini API (``/v1beta/models/...``) |
+| LOOPGATE_COHERE_API_KEY | (none) | fallback key for provider ``cohere`` |
+| LOOPGATE_COHERE_BASE_URL | https://api.cohere.com | Cohere API (``/v2/chat``) |
+| LOOPGATE_ANTHROPIC_API_KEY | (none) | fallback key for provider ``anthropic`` |
+| LOOPGATE_ANTHROPIC_BASE_URL | https://api.anthropic.com | Anthropic Messages API (``/v1/messages``) |
 | LOOPGATE_PROVIDER_CONNECT_TIMEOUT | 10 | seconds to open an upstream connection |
 | LOOPGATE_PROVIDER_TIMEOUT | 600 | seconds for a whole upstream call |
+| LOOPGATE_PROVIDER_MAX_RETRIES | 2 | retries of an upstream call on 408/429/5xx or a failed connection |
+| LOOPGATE_PROVIDER_RETRY_BASE_DELAY | 0.5 | seconds before the first retry; doubles each time, with jitter |
+| LOOPGATE_PROVIDER_RETRY_MAX_DELAY | 8 | longest wait; a longer Retry-After is sent to the client instead |
 | LOOPGATE_WRITER_MAX_BATCH | 512 | most logs committed in one group commit |
 | LOOPGATE_SQLITE_SYNCHRONOUS | FULL | SQLite ``synchronous`` pragma (FULL survives power loss) |
 | LOOPGATE_AUTH_CACHE_SECONDS | 30 | how long a verified API key is remembered in-process |
@@ -32,8 +43,19 @@ class Settings(BaseSettings):
 
     openai_api_key: str | None = None
     openai_base_url: str = "https://api.openai.com/v1"
+    groq_api_key: str | None = None
+    groq_base_url: str = "https://api.groq.com/openai/v1"
+    google_api_key: str | None = None
+    google_base_url: str = "https://generativelanguage.googleapis.com"
+    cohere_api_key: str | None = None
+    cohere_base_url: str = "https://api.cohere.com"
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
     provider_connect_timeout: float = 10.0
     provider_timeout: float = 600.0
+    provider_max_retries: int = 2
+    provider_retry_base_delay: float = 0.5
+    provider_retry_max_delay: float = 8.0
 
     writer_max_batch: int = 512
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"

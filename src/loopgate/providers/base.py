@@ -122,4 +122,9 @@ _FINISH_REASONS = {
     "function_call": "tool_call",
     "tool_use": "tool_call",
     "tool_call": "tool_call",
+    "STOP": "stop",  # Google
+    "MAX_TOKENS": "length",  # Google, Cohere
+    "COMPLETE": "stop",  # Cohere
+    "STOP_SEQUENCE": "stop",  # Cohere
+    "TOOL_CALL": "tool_call",  # Cohere
 }

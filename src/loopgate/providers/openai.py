@@ -3,6 +3,7 @@
 from loopgate.config import Settings
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.openai_chat import OpenAIChatAdapter
+from loopgate.providers.retry import RetryPolicy
 
 
 def build(settings: Settings, http: UpstreamHTTP) -> OpenAIChatAdapter:
@@ -14,4 +15,5 @@ def build(settings: Settings, http: UpstreamHTTP) -> OpenAIChatAdapter:
         base_url=settings.openai_base_url,
         default_api_key=settings.openai_api_key,
         http=http,
+        retry=RetryPolicy.from_settings(settings),
     )

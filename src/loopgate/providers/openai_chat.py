@@ -33,6 +33,7 @@ from loopgate.providers.base import (
     normalise_finish_reason,
 )
 from loopgate.providers.http import UpstreamHTTP
+from loopgate.providers.retry import NO_RETRY, RetryPolicy, send
 
 _MAX_TOP_UP_CALLS = 16
 
@@ -48,6 +49,7 @@ class OpenAIChatAdapter:
         base_url: str,
         default_api_key: str | None,
         http: UpstreamHTTP,
+        retry: RetryPolicy = NO_RETRY,
     ) -> None:
         self.name = name
         self.display_name = display_name
@@ -56,6 +58,7 @@ class OpenAIChatAdapter:
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._default_api_key = default_api_key
         self._http = http
+        self._retry = retry
         self._single_choice = False
 
     # -- request building -------------------------------------------------------------------------------
@@ -134,13 +137,8 @@ class OpenAIChatAdapter:
 
     async def _post(self, body: JSON, headers: dict[str, str]) -> JSON:
         try:
-            async with self._http.session.post(
-                self._url, data=orjson.dumps(body), headers=headers
-            ) as response:
+            async with await self._send(body, headers) as response:
                 raw = await response.read()
-                if response.status >= 400:
-                    raise self._status_error(response.status, raw, response.headers)
-                return self._parse(raw)
         except TimeoutError as exc:
             raise UpstreamTimeout(
                 f"{self.display_name} did not answer in time", origin=self.display_name
@@ -149,6 +147,19 @@ class OpenAIChatAdapter:
             raise UpstreamConnectionError(
                 f"Could not reach {self.display_name} at {self._url}: {exc}", origin=self.display_name
             ) from exc
+        return self._parse(raw)  # an error in a 200 body is not retried: asking again gets the same
+
+    async def _send(self, body: JSON, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        """The upstream's answer once its status is a success, after any retries the policy allows."""
+        return await send(
+            self._http,
+            self._url,
+            orjson.dumps(body),
+            headers,
+            policy=self._retry,
+            origin=self.display_name,
+            status_error=self._status_error,
+        )
 
     def _parse(self, raw: bytes) -> JSON:
         """A 200 body or stream event. Some servers report failures in a 200 (OpenAI and vLLM mid-stream,
@@ -216,11 +227,7 @@ class OpenAIChatAdapter:
         """One upstream stream; choice indexes are shifted by ``offset`` so parallel calls stay apart."""
         assembled = _StreamAssembly()
         try:
-            async with self._http.session.post(
-                self._url, data=orjson.dumps(body), headers=headers
-            ) as response:
-                if response.status >= 400:
-                    raise self._status_error(response.status, await response.read(), response.headers)
+            async with await self._send(body, headers) as response:
                 async for line in response.content:
                     if not line.startswith(b"data:"):
                         continue

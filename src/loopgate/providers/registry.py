@@ -4,13 +4,17 @@ from collections.abc import Callable
 
 from loopgate.config import Settings
 from loopgate.errors import RequestInvalid
-from loopgate.providers import mock, openai
+from loopgate.providers import anthropic, cohere, google, groq, mock, openai
 from loopgate.providers.base import Provider
 from loopgate.providers.http import UpstreamHTTP
 
 _BUILDERS: dict[str, Callable[[Settings, UpstreamHTTP], Provider]] = {
     "openai": openai.build,
+    "anthropic": anthropic.build,
     "mock": mock.build,
+    "groq": groq.build,
+    "google": google.build,
+    "cohere": cohere.build,
 }
 
 
