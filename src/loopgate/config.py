@@ -15,6 +15,17 @@
 | LOOPGATE_COHERE_BASE_URL | https://api.cohere.com | Cohere API (``/v2/chat``) |
 | LOOPGATE_ANTHROPIC_API_KEY | (none) | fallback key for provider ``anthropic`` |
 | LOOPGATE_ANTHROPIC_BASE_URL | https://api.anthropic.com | Anthropic Messages API (``/v1/messages``) |
+| LOOPGATE_OPENAI_AZURE_API_KEY | (none) | fallback key for provider ``openai_azure`` |
+| LOOPGATE_OPENAI_AZURE_ENDPOINT | (none) | Azure OpenAI resource, e.g. ``https://NAME.openai.azure.com`` |
+| LOOPGATE_OPENAI_AZURE_API_VERSION | 2024-10-21 | ``api-version`` query parameter of Azure OpenAI calls |
+| LOOPGATE_REPLICATE_API_KEY | (none) | key for provider ``replicate`` (v4 requests cannot carry one) |
+| LOOPGATE_REPLICATE_BASE_URL | https://api.replicate.com | Replicate predictions API (``/v1/...``) |
+| LOOPGATE_REPLICATE_POLL_INTERVAL | 0.5 | seconds between polls of an unfinished Replicate prediction |
+| LOOPGATE_BEDROCK_ACCESS_KEY_ID | (none) | AWS access key for provider ``bedrock`` (fallback) |
+| LOOPGATE_BEDROCK_SECRET_ACCESS_KEY | (none) | AWS secret key for provider ``bedrock`` (fallback) |
+| LOOPGATE_BEDROCK_SESSION_TOKEN | (none) | AWS session token, for temporary credentials |
+| LOOPGATE_BEDROCK_REGION | us-east-1 | AWS region of the Bedrock runtime |
+| LOOPGATE_BEDROCK_BASE_URL | (none) | override of ``https://bedrock-runtime.{region}.amazonaws.com`` |
 | LOOPGATE_PROVIDER_CONNECT_TIMEOUT | 10 | seconds to open an upstream connection |
 | LOOPGATE_PROVIDER_TIMEOUT | 600 | seconds for a whole upstream call |
 | LOOPGATE_PROVIDER_MAX_RETRIES | 2 | retries of an upstream call on 408/429/5xx or a failed connection |
@@ -51,6 +62,17 @@ class Settings(BaseSettings):
     cohere_base_url: str = "https://api.cohere.com"
     anthropic_api_key: str | None = None
     anthropic_base_url: str = "https://api.anthropic.com"
+    openai_azure_api_key: str | None = None
+    openai_azure_endpoint: str | None = None
+    openai_azure_api_version: str = "2024-10-21"
+    replicate_api_key: str | None = None
+    replicate_base_url: str = "https://api.replicate.com"
+    replicate_poll_interval: float = 0.5
+    bedrock_access_key_id: str | None = None
+    bedrock_secret_access_key: str | None = None
+    bedrock_session_token: str | None = None
+    bedrock_region: str = "us-east-1"
+    bedrock_base_url: str | None = None
     provider_connect_timeout: float = 10.0
     provider_timeout: float = 600.0
     provider_max_retries: int = 2

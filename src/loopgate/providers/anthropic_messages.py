@@ -7,19 +7,11 @@ folded into one message object for the log.
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
-import aiohttp
-import orjson
-
-from loopgate.errors import (
-    ProviderError,
-    ProviderKeyMissing,
-    UpstreamConnectionError,
-    UpstreamStatusError,
-    UpstreamTimeout,
-)
+from loopgate.errors import ProviderError, UpstreamStatusError
 from loopgate.providers import anthropic_wire as wire
 from loopgate.providers.base import (
     JSON,
@@ -32,142 +24,61 @@ from loopgate.providers.base import (
     Usage,
     normalise_finish_reason,
 )
-from loopgate.providers.http import UpstreamHTTP
-from loopgate.providers.openai_chat import _merge as merge_streams
-from loopgate.providers.retry import NO_RETRY, RetryPolicy, send
+from loopgate.providers.streams import add_usage, merge, total_usage
+from loopgate.providers.wire import HTTPAdapter, error_message
 
 API_VERSION = "2023-06-01"
-_KEPT_HEADERS = ("retry-after", "request-id", "x-request-id")
 
 
-class AnthropicMessagesAdapter:
-    def __init__(
-        self,
-        *,
-        name: str,
-        display_name: str,
-        key_field: str | None,
-        key_variable: str,
-        base_url: str,
-        default_api_key: str | None,
-        http: UpstreamHTTP,
-        retry: RetryPolicy = NO_RETRY,
-    ) -> None:
-        self.name = name
-        self.display_name = display_name
-        self.key_field = key_field
-        self._key_variable = key_variable
-        self._url = base_url.rstrip("/") + "/v1/messages"
-        self._default_api_key = default_api_key
-        self._http = http
-        self._retry = retry
+class AnthropicMessagesAdapter(HTTPAdapter):
+    path = "/v1/messages"
 
     def build_request(self, call: GenerationCall, *, stream: bool) -> JSON:
         return wire.build_request(call, stream=stream)
 
     def _headers(self, call: GenerationCall) -> dict[str, str]:
-        key = call.api_key or self._default_api_key
-        if not key:
-            raise ProviderKeyMissing(
-                f"No API key for provider '{self.name}': pass provider_api_keys."
-                f"{self.key_field or self.name} in the request, or set {self._key_variable} on the server.",
-                origin=self.display_name,
-            )
-        return {"x-api-key": key, "anthropic-version": API_VERSION, "Content-Type": "application/json"}
+        return {
+            "x-api-key": self._api_key(call),
+            "anthropic-version": API_VERSION,
+            "Content-Type": "application/json",
+        }
 
     # -- plain calls --------------------------------------------------------------------------------------
 
     async def generate(self, call: GenerationCall) -> ProviderResult:
         headers = self._headers(call)
         request = self.build_request(call, stream=False)
-        data = orjson.dumps(request)
-        responses = list(await asyncio.gather(*(self._post(data, headers) for _ in range(max(1, call.n)))))
-        generations = [wire.generation(index, message) for index, message in enumerate(responses)]
-        usages = [wire.usage(message.get("usage")) for message in responses]
-        total: Usage | None = None
-        for usage in usages:
-            total = wire.add_usage(total, usage) if usage is not None else total
+        posts = (self._upstream.post(self._url, request, headers) for _ in range(max(1, call.n)))
+        responses = list(await asyncio.gather(*posts))
         return ProviderResult(
-            generations=generations,
+            generations=[wire.generation(index, message) for index, message in enumerate(responses)],
             request=request,
             responses=responses,
-            usage=total if all(usage is not None for usage in usages) else None,
+            usage=total_usage(wire.usage(message.get("usage")) for message in responses),
         )
 
-    async def _post(self, data: bytes, headers: dict[str, str]) -> JSON:
-        try:
-            async with await self._send(data, headers) as response:
-                raw = await response.read()
-        except TimeoutError as exc:
-            raise self._timeout() from exc
-        except aiohttp.ClientError as exc:
-            raise self._unreachable(exc) from exc
-        return self._parse(raw)
-
-    async def _send(self, data: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
-        return await send(
-            self._http,
-            self._url,
-            data,
-            headers,
-            policy=self._retry,
-            origin=self.display_name,
-            status_error=self._status_error,
-        )
-
-    def _parse(self, raw: bytes) -> JSON:
-        origin = self.display_name
-        try:
-            parsed = orjson.loads(raw)
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            raise UpstreamConnectionError(f"{origin} sent a body that is not a JSON object", origin=origin)
-        if parsed.get("type") == "error":
-            raise self._error_event(parsed)
-        return parsed
-
-    def _status_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamStatusError:
-        body: Any
-        try:
-            body = orjson.loads(raw)
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        message = wire.error_message(body) or f"{self.display_name} returned HTTP {status}"
-        kept = {k.lower(): v for k, v in headers.items() if k.lower() in _KEPT_HEADERS}
-        return UpstreamStatusError(
-            message, origin=self.display_name, status_code=status, body=body, headers=kept
-        )
-
-    def _error_event(self, body: JSON) -> UpstreamStatusError:
+    def _error_in_body(self, body: JSON) -> UpstreamStatusError | None:
         """An error inside a 200 (a stream's ``error`` event): its type says which status it stands for."""
+        if body.get("type") != "error":
+            return None
         error = body.get("error")
         kind = str(error.get("type")) if isinstance(error, dict) else ""
         status = wire.ERROR_STATUS.get(kind, 502)
-        message = wire.error_message(body) or f"{self.display_name} reported an error"
+        message = error_message(body) or f"{self.display_name} reported an error"
         return UpstreamStatusError(message, origin=self.display_name, status_code=status, body=body)
-
-    def _timeout(self) -> ProviderError:
-        return UpstreamTimeout(f"{self.display_name} did not answer in time", origin=self.display_name)
-
-    def _unreachable(self, exc: Exception) -> ProviderError:
-        return UpstreamConnectionError(
-            f"Could not reach {self.display_name} at {self._url}: {exc}", origin=self.display_name
-        )
 
     # -- streams ------------------------------------------------------------------------------------------
 
     async def stream(self, call: GenerationCall) -> AsyncGenerator[StreamEvent, None]:
         headers = self._headers(call)
         request = self.build_request(call, stream=True)
-        data = orjson.dumps(request)
         responses: list[Any] = []
-        sources = [self._stream_once(data, headers, responses, index=i) for i in range(max(1, call.n))]
+        sources = [self._stream_once(request, headers, responses, index=i) for i in range(max(1, call.n))]
         usage: Usage | None = None
         seen = False
-        async for event in merge_streams(sources):
+        async for event in merge(sources):
             if isinstance(event, Usage):
-                usage = wire.add_usage(usage, event)
+                usage = add_usage(usage, event)
                 continue
             seen = True
             yield event
@@ -176,25 +87,19 @@ class AnthropicMessagesAdapter:
         yield StreamEnd(request=request, responses=responses, usage=usage)
 
     async def _stream_once(
-        self, data: bytes, headers: dict[str, str], responses: list[Any], *, index: int
+        self, request: JSON, headers: dict[str, str], responses: list[Any], *, index: int
     ) -> AsyncIterator[StreamDelta | Usage]:
         assembled = wire.StreamAssembly()
         tool_positions: dict[int, int] = {}  # content block index -> position among the tool calls
         try:
-            async with await self._send(data, headers) as response:
-                async for line in response.content:
-                    if not line.startswith(b"data:"):
-                        continue  # ``event:`` lines repeat the data's own ``type``; blank lines end events
-                    event = self._parse(line[5:].strip())
+            # ``event:`` lines repeat the data's own ``type``, so the ``data:`` payloads are all it takes.
+            async with aclosing(self._upstream.events(self._url, request, headers)) as events:
+                async for event in events:
                     assembled.add(event)
                     for item in _translate(event, index, tool_positions):
                         yield item
                     if event.get("type") == "message_stop":
                         break
-        except TimeoutError as exc:
-            raise self._timeout() from exc
-        except aiohttp.ClientError as exc:
-            raise self._unreachable(exc) from exc
         finally:
             if assembled.events:
                 responses.append(assembled.result())

@@ -201,27 +201,6 @@ def usage(reported: Any) -> Usage | None:
     return Usage(prompt, int(reported.get("output_tokens") or 0))
 
 
-def add_usage(total: Usage | None, more: Usage) -> Usage:
-    # The prompt is billed once per call; each call's completions add up.
-    prompt, generated = (total.prompt_tokens, total.generation_tokens) if total else (0, 0)
-    return Usage(max(prompt, more.prompt_tokens), generated + more.generation_tokens)
-
-
-def error_message(body: Any) -> str | None:
-    """``{"type": "error", "error": {"type", "message"}}``, or whatever a proxy in front sent."""
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-        if body.get("message"):
-            return str(body["message"])
-    if isinstance(body, str) and body.strip():
-        return body.strip()[:500]
-    return None
-
-
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 

@@ -31,6 +31,9 @@ class GenerationCall:
     response_format: JSON | None = None
     other: JSON = field(default_factory=dict)
     api_key: str | None = None
+    # A per-request endpoint from provider_api_keys (Azure's ``openai_azure_endpoint``), for providers that
+    # declare an ``endpoint_field``.
+    api_endpoint: str | None = None
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from loopgate.errors import ProviderError, ProviderKeyMissing, UpstreamStatusError
+from loopgate.errors import ProviderError, UpstreamStatusError
 from loopgate.providers.base import (
     JSON,
     Generation,
@@ -25,31 +25,12 @@ from loopgate.providers.base import (
     Usage,
     normalise_finish_reason,
 )
-from loopgate.providers.http import UpstreamHTTP
-from loopgate.providers.retry import NO_RETRY, RetryPolicy
-from loopgate.providers.wire import Upstream, dumps, error_message, merge
+from loopgate.providers.streams import merge, total_usage
+from loopgate.providers.wire import HTTPAdapter, dumps, error_message
 
 
-class CohereChatAdapter:
-    def __init__(
-        self,
-        *,
-        name: str,
-        display_name: str,
-        key_field: str | None,
-        key_variable: str,
-        base_url: str,
-        default_api_key: str | None,
-        http: UpstreamHTTP,
-        retry: RetryPolicy = NO_RETRY,
-    ) -> None:
-        self.name = name
-        self.display_name = display_name
-        self.key_field = key_field
-        self._key_variable = key_variable
-        self._url = base_url.rstrip("/") + "/v2/chat"
-        self._default_api_key = default_api_key
-        self._upstream = Upstream(http, display_name, retry)
+class CohereChatAdapter(HTTPAdapter):
+    path = "/v2/chat"
 
     def build_request(self, call: GenerationCall, *, stream: bool) -> JSON:
         body: JSON = {"model": call.model, "messages": [_wire_message(m) for m in call.messages]}
@@ -73,15 +54,8 @@ class CohereChatAdapter:
         return body
 
     def _headers(self, call: GenerationCall) -> dict[str, str]:
-        key = call.api_key or self._default_api_key
-        if not key:
-            raise ProviderKeyMissing(
-                f"No API key for provider '{self.name}': pass provider_api_keys.{self.key_field or self.name}"
-                f" in the request, or set {self._key_variable} on the server.",
-                origin=self.display_name,
-            )
         return {
-            "Authorization": f"Bearer {key}",
+            "Authorization": f"Bearer {self._api_key(call)}",
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
@@ -92,12 +66,7 @@ class CohereChatAdapter:
         posts = (self._upstream.post(self._url, request, headers) for _ in range(max(call.n, 1)))
         responses = list(await asyncio.gather(*posts))
         generations = [_generation(index, response) for index, response in enumerate(responses)]
-        usages = [_usage(response.get("usage")) for response in responses]
-        usage: Usage | None = None
-        if all(usages):
-            usage = Usage(
-                max(u.prompt_tokens for u in usages if u), sum(u.generation_tokens for u in usages if u)
-            )
+        usage = total_usage(_usage(response.get("usage")) for response in responses)
         return ProviderResult(generations=generations, request=request, responses=responses, usage=usage)
 
     async def stream(self, call: GenerationCall) -> AsyncGenerator[StreamEvent, None]:
@@ -107,12 +76,7 @@ class CohereChatAdapter:
         sources = [self._events(request, headers, assembly) for assembly in assemblies]
         async for delta in merge(sources):
             yield delta
-        usages = [_usage(assembly.usage) for assembly in assemblies]
-        usage: Usage | None = None
-        if all(usages):
-            usage = Usage(
-                max(u.prompt_tokens for u in usages if u), sum(u.generation_tokens for u in usages if u)
-            )
+        usage = total_usage(_usage(assembly.usage) for assembly in assemblies)
         yield StreamEnd(request=request, responses=[a.result() for a in assemblies], usage=usage)
 
     async def _events(

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import quote
 
-from loopgate.errors import ProviderError, ProviderKeyMissing, UpstreamStatusError
+from loopgate.errors import ProviderError
 from loopgate.providers.base import (
     JSON,
     Generation,
@@ -27,33 +27,15 @@ from loopgate.providers.base import (
     Usage,
     normalise_finish_reason,
 )
-from loopgate.providers.http import UpstreamHTTP
-from loopgate.providers.retry import NO_RETRY, RetryPolicy
-from loopgate.providers.wire import Upstream, dumps, error_message, tool_arguments
+from loopgate.providers.wire import HTTPAdapter, dumps, error_in_body, tool_arguments
 
 _TOOL_MODES = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
 
 
-class GeminiAdapter:
-    key_field: str | None = None  # v4's ProviderApiKeys has no google member
+class GeminiAdapter(HTTPAdapter):
+    """``key_field`` is None: v4's ProviderApiKeys has no google member."""
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        display_name: str,
-        key_variable: str,
-        base_url: str,
-        default_api_key: str | None,
-        http: UpstreamHTTP,
-        retry: RetryPolicy = NO_RETRY,
-    ) -> None:
-        self.name = name
-        self.display_name = display_name
-        self._key_variable = key_variable
-        self._base = base_url.rstrip("/") + "/v1beta/models/"
-        self._default_api_key = default_api_key
-        self._upstream = Upstream(http, display_name, retry)
+    path = "/v1beta/models/"
 
     def build_request(self, call: GenerationCall) -> JSON:
         system, contents = _contents(call.messages)
@@ -70,24 +52,17 @@ class GeminiAdapter:
         body.update(call.other)
         return body
 
-    def _url(self, model: str, *, stream: bool) -> str:
+    def _model_url(self, model: str, *, stream: bool) -> str:
         model = quote(model.removeprefix("models/"), safe="-._~")
-        return self._base + model + (":streamGenerateContent?alt=sse" if stream else ":generateContent")
+        return self._url + model + (":streamGenerateContent?alt=sse" if stream else ":generateContent")
 
     def _headers(self, call: GenerationCall) -> dict[str, str]:
-        key = call.api_key or self._default_api_key
-        if not key:
-            raise ProviderKeyMissing(
-                f"No API key for provider '{self.name}': the v4 request has no provider_api_keys."
-                f"{self.name}, so set {self._key_variable} on the server (then restart `loopgate serve`).",
-                origin=self.display_name,
-            )
-        return {"x-goog-api-key": key, "Content-Type": "application/json"}
+        return {"x-goog-api-key": self._api_key(call), "Content-Type": "application/json"}
 
     async def generate(self, call: GenerationCall) -> ProviderResult:
         headers = self._headers(call)
         request = self.build_request(call)
-        response = await self._upstream.post(self._url(call.model, stream=False), request, headers)
+        response = await self._upstream.post(self._model_url(call.model, stream=False), request, headers)
         candidates = response.get("candidates") or []
         if not candidates:
             raise self._empty(response)
@@ -105,11 +80,11 @@ class GeminiAdapter:
         headers = self._headers(call)
         request = self.build_request(call)
         assembly = _StreamAssembly()
-        url = self._url(call.model, stream=True)
+        url = self._model_url(call.model, stream=True)
         async for chunk in self._upstream.events(url, request, headers):
-            if chunk.get("error"):
-                message = error_message(chunk) or f"{self.display_name} reported an error"
-                raise UpstreamStatusError(message, origin=self.display_name, status_code=502, body=chunk)
+            error = error_in_body(self.display_name, chunk)
+            if error is not None:
+                raise error
             for delta in assembly.add(chunk):
                 yield delta
         if not assembly.candidates:

@@ -8,18 +8,10 @@ later requests fan out ``n`` concurrent calls straight away instead of paying a 
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
-import aiohttp
-import orjson
-
-from loopgate.errors import (
-    ProviderError,
-    ProviderKeyMissing,
-    UpstreamConnectionError,
-    UpstreamStatusError,
-    UpstreamTimeout,
-)
+from loopgate.errors import ProviderError
 from loopgate.providers.base import (
     JSON,
     Generation,
@@ -32,34 +24,15 @@ from loopgate.providers.base import (
     Usage,
     normalise_finish_reason,
 )
-from loopgate.providers.http import UpstreamHTTP
-from loopgate.providers.retry import NO_RETRY, RetryPolicy, send
+from loopgate.providers.streams import add_usage, merge
+from loopgate.providers.wire import HTTPAdapter, error_in_body
 
 _MAX_TOP_UP_CALLS = 16
 
 
-class OpenAIChatAdapter:
-    def __init__(
-        self,
-        *,
-        name: str,
-        display_name: str,
-        key_field: str | None,
-        key_variable: str,
-        base_url: str,
-        default_api_key: str | None,
-        http: UpstreamHTTP,
-        retry: RetryPolicy = NO_RETRY,
-    ) -> None:
-        self.name = name
-        self.display_name = display_name
-        self.key_field = key_field
-        self._key_variable = key_variable
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        self._default_api_key = default_api_key
-        self._http = http
-        self._retry = retry
-        self._single_choice = False
+class OpenAIChatAdapter(HTTPAdapter):
+    path = "/chat/completions"
+    _single_choice = False  # set once the upstream is seen to ignore ``n``
 
     # -- request building -------------------------------------------------------------------------------
 
@@ -84,33 +57,34 @@ class OpenAIChatAdapter:
         body.update(call.other)
         return body
 
+    def _target(self, call: GenerationCall) -> tuple[str, dict[str, str]]:
+        """The URL and headers of a call: the extension point for vendors with another URL scheme or auth."""
+        return self._url, self._headers(call)
+
     def _headers(self, call: GenerationCall) -> dict[str, str]:
-        key = call.api_key or self._default_api_key
-        if not key:
-            raise ProviderKeyMissing(
-                f"No API key for provider '{self.name}': pass provider_api_keys."
-                f"{self.key_field or self.name} in the request, or set {self._key_variable} on the server.",
-                origin=self.display_name,
-            )
-        return {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        return {"Authorization": f"Bearer {self._api_key(call)}", "Content-Type": "application/json"}
+
+    def _error_in_body(self, body: JSON) -> ProviderError | None:
+        return error_in_body(self.display_name, body)
 
     # -- plain calls --------------------------------------------------------------------------------------
 
     async def generate(self, call: GenerationCall) -> ProviderResult:
-        headers = self._headers(call)
+        url, headers = self._target(call)
         if self._single_choice and call.n > 1:
             request = self.build_request(call, n=1, stream=False)
-            responses = list(await asyncio.gather(*(self._post(request, headers) for _ in range(call.n))))
+            posts = (self._upstream.post(url, request, headers) for _ in range(call.n))
+            responses = list(await asyncio.gather(*posts))
         else:
             request = self.build_request(call, n=call.n, stream=False)
-            responses = [await self._post(request, headers)]
-            responses += await self._top_up(call, headers, _count_choices(responses))
+            responses = [await self._upstream.post(url, request, headers)]
+            responses += await self._top_up(call, url, headers, _count_choices(responses))
         generations: list[Generation] = []
         usage: Usage | None = None
         for response in responses:
             for choice in response.get("choices") or ():
                 generations.append(_generation(len(generations), choice))
-            usage = _add_usage(usage, _usage(response["usage"])) if response.get("usage") else usage
+            usage = add_usage(usage, _usage(response["usage"])) if response.get("usage") else usage
         if not generations:
             raise ProviderError(f"{self.display_name} returned no choices", origin=self.display_name)
         return ProviderResult(
@@ -120,7 +94,7 @@ class OpenAIChatAdapter:
             usage=usage if all(response.get("usage") for response in responses) else None,
         )
 
-    async def _top_up(self, call: GenerationCall, headers: dict[str, str], have: int) -> list[JSON]:
+    async def _top_up(self, call: GenerationCall, url: str, headers: dict[str, str], have: int) -> list[JSON]:
         extra: list[JSON] = []
         for _ in range(_MAX_TOP_UP_CALLS):
             # No choice at all is an empty answer, not an upstream that ignores n: asking again won't help.
@@ -128,81 +102,30 @@ class OpenAIChatAdapter:
                 break
             self._single_choice = True
             request = self.build_request(call, n=1, stream=False)
-            batch = await asyncio.gather(*(self._post(request, headers) for _ in range(call.n - have)))
+            batch = await asyncio.gather(
+                *(self._upstream.post(url, request, headers) for _ in range(call.n - have))
+            )
             extra.extend(batch)
             if not _count_choices(batch):
                 break
             have += _count_choices(batch)
         return extra
 
-    async def _post(self, body: JSON, headers: dict[str, str]) -> JSON:
-        try:
-            async with await self._send(body, headers) as response:
-                raw = await response.read()
-        except TimeoutError as exc:
-            raise UpstreamTimeout(
-                f"{self.display_name} did not answer in time", origin=self.display_name
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamConnectionError(
-                f"Could not reach {self.display_name} at {self._url}: {exc}", origin=self.display_name
-            ) from exc
-        return self._parse(raw)  # an error in a 200 body is not retried: asking again gets the same
-
-    async def _send(self, body: JSON, headers: dict[str, str]) -> aiohttp.ClientResponse:
-        """The upstream's answer once its status is a success, after any retries the policy allows."""
-        return await send(
-            self._http,
-            self._url,
-            orjson.dumps(body),
-            headers,
-            policy=self._retry,
-            origin=self.display_name,
-            status_error=self._status_error,
-        )
-
-    def _parse(self, raw: bytes) -> JSON:
-        """A 200 body or stream event. Some servers report failures in a 200 (OpenAI and vLLM mid-stream,
-        OpenRouter in plain bodies) as ``{"error": ...}``; those are errors, not empty answers."""
-        origin = self.display_name
-        try:
-            parsed = orjson.loads(raw)
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            raise UpstreamConnectionError(f"{origin} sent a body that is not a JSON object", origin=origin)
-        if parsed.get("error"):
-            message = _error_message(parsed) or f"{origin} reported an error"
-            raise UpstreamStatusError(message, origin=origin, status_code=502, body=parsed)
-        return parsed
-
-    def _status_error(self, status: int, raw: bytes, headers: Any) -> UpstreamStatusError:
-        body: Any
-        try:
-            body = orjson.loads(raw)
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        message = _error_message(body) or f"{self.display_name} returned HTTP {status}"
-        kept = {k.lower(): v for k, v in headers.items() if k.lower() in ("retry-after", "x-request-id")}
-        return UpstreamStatusError(
-            message, origin=self.display_name, status_code=status, body=body, headers=kept
-        )
-
     # -- streams ------------------------------------------------------------------------------------------
 
     async def stream(self, call: GenerationCall) -> AsyncGenerator[StreamEvent, None]:
-        headers = self._headers(call)
+        url, headers = self._target(call)
         request = self.build_request(call, n=1 if self._single_choice else call.n, stream=True)
         responses: list[Any] = []
         seen: set[int] = set()
         usage: Usage | None = None
         if self._single_choice and call.n > 1:
-            sources = [self._stream_once(request, headers, responses, offset=i) for i in range(call.n)]
+            sources = [self._stream_once(url, request, headers, responses, offset=i) for i in range(call.n)]
         else:
-            sources = [self._stream_once(request, headers, responses, offset=0)]
-        async for event in _merge(sources):
+            sources = [self._stream_once(url, request, headers, responses, offset=0)]
+        async for event in merge(sources):
             if isinstance(event, Usage):
-                usage = _add_usage(usage, event)
+                usage = add_usage(usage, event)
                 continue
             seen.add(event.index)
             yield event
@@ -212,29 +135,23 @@ class OpenAIChatAdapter:
         if missing:
             self._single_choice = True
             single = self.build_request(call, n=1, stream=True)
-            async for event in _merge(
-                [self._stream_once(single, headers, responses, offset=i) for i in missing]
+            async for event in merge(
+                [self._stream_once(url, single, headers, responses, offset=i) for i in missing]
             ):
                 if isinstance(event, Usage):
-                    usage = _add_usage(usage, event)
+                    usage = add_usage(usage, event)
                 else:
                     yield event
         yield StreamEnd(request=request, responses=responses, usage=usage)
 
     async def _stream_once(
-        self, body: JSON, headers: dict[str, str], responses: list[Any], *, offset: int
+        self, url: str, body: JSON, headers: dict[str, str], responses: list[Any], *, offset: int
     ) -> AsyncIterator[StreamDelta | Usage]:
         """One upstream stream; choice indexes are shifted by ``offset`` so parallel calls stay apart."""
         assembled = _StreamAssembly()
         try:
-            async with await self._send(body, headers) as response:
-                async for line in response.content:
-                    if not line.startswith(b"data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == b"[DONE]":
-                        break
-                    chunk = self._parse(payload)
+            async with aclosing(self._upstream.events(url, body, headers)) as chunks:
+                async for chunk in chunks:
                     assembled.add(chunk)
                     if chunk.get("usage"):
                         yield _usage(chunk["usage"])
@@ -242,14 +159,6 @@ class OpenAIChatAdapter:
                         delta = _stream_delta(choice, offset)
                         if delta is not None:
                             yield delta
-        except TimeoutError as exc:
-            raise UpstreamTimeout(
-                f"{self.display_name} did not answer in time", origin=self.display_name
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamConnectionError(
-                f"Could not reach {self.display_name} at {self._url}: {exc}", origin=self.display_name
-            ) from exc
         finally:
             if assembled.chunks:
                 responses.append(assembled.result())
@@ -306,40 +215,6 @@ class _StreamAssembly:
         }
 
 
-async def _merge(sources: list[AsyncIterator[Any]]) -> AsyncIterator[Any]:
-    """Interleave several async iterators as their items arrive; the first failure propagates."""
-    if len(sources) == 1:
-        async for item in sources[0]:
-            yield item
-        return
-    queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
-    done = object()
-
-    async def pump(source: AsyncIterator[Any]) -> None:
-        try:
-            async for item in source:
-                await queue.put((0, item))
-        except Exception as exc:
-            await queue.put((1, exc))
-        finally:
-            await queue.put((0, done))
-
-    tasks = [asyncio.create_task(pump(source)) for source in sources]
-    try:
-        remaining = len(tasks)
-        while remaining:
-            failed, item = await queue.get()
-            if failed:
-                raise item
-            if item is done:
-                remaining -= 1
-                continue
-            yield item
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
 def _wire_message(message: JSON) -> JSON:
     # The deprecated single ``tool_call`` is Humanloop's, not OpenAI's; tool_calls carries the same data.
     return {k: v for k, v in message.items() if k != "tool_call" and v is not None}
@@ -347,12 +222,6 @@ def _wire_message(message: JSON) -> JSON:
 
 def _usage(usage: JSON) -> Usage:
     return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-
-
-def _add_usage(total: Usage | None, more: Usage) -> Usage:
-    # The prompt is billed once per call; each call's completions add up.
-    prompt, generated = (total.prompt_tokens, total.generation_tokens) if total else (0, 0)
-    return Usage(max(prompt, more.prompt_tokens), generated + more.generation_tokens)
 
 
 def _count_choices(responses: list[JSON]) -> int:
@@ -391,19 +260,3 @@ def _stream_delta(choice: JSON, offset: int) -> StreamDelta | None:
     return StreamDelta(
         index=int(choice.get("index") or 0) + offset, text=text, tool_calls=tool_calls, finish_reason=finish
     )
-
-
-def _error_message(body: Any) -> str | None:
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-        if body.get("message"):
-            return str(body["message"])
-        if body.get("detail"):
-            return str(body["detail"])
-    if isinstance(body, str) and body.strip():
-        return body.strip()[:500]
-    return None

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from loopgate.config import Settings
 from loopgate.errors import RequestInvalid
-from loopgate.providers import anthropic, cohere, google, groq, mock, openai
+from loopgate.providers import anthropic, bedrock, cohere, google, groq, mock, openai, openai_azure, replicate
 from loopgate.providers.base import Provider
 from loopgate.providers.http import UpstreamHTTP
 
@@ -15,6 +15,9 @@ _BUILDERS: dict[str, Callable[[Settings, UpstreamHTTP], Provider]] = {
     "groq": groq.build,
     "google": google.build,
     "cohere": cohere.build,
+    "openai_azure": openai_azure.build,
+    "replicate": replicate.build,
+    "bedrock": bedrock.build,
 }
 
 

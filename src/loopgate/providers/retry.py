@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
+from yarl import URL
 
 from loopgate.config import Settings
 from loopgate.errors import UpstreamStatusError
@@ -70,7 +71,7 @@ NO_RETRY = RetryPolicy(max_retries=0)
 
 async def send(
     http: UpstreamHTTP,
-    url: str,
+    url: str | URL,  # a URL(..., encoded=True) is sent exactly as built (SigV4 signs the path's encoding)
     body: bytes,
     headers: Mapping[str, str],
     *,

@@ -1,22 +1,42 @@
-"""HTTP plumbing shared by the non-OpenAI adapters (Gemini, Cohere): post a JSON body, read a JSON answer or
-an SSE stream's ``data:`` payloads, and turn failures into the error hierarchy (status, body and the
-``retry-after`` / request-id headers kept; never classified by message text)."""
+"""HTTP plumbing shared by every adapter: post a JSON body, read a JSON answer or an SSE stream's ``data:``
+payloads, and turn failures into the error hierarchy (status, body and the ``retry-after`` / request-id
+headers kept; never classified by message text). The one place an upstream failure becomes an
+``UpstreamStatusError`` / ``UpstreamConnectionError`` / ``UpstreamTimeout``, and a missing key a
+``ProviderKeyMissing``."""
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any
 
 import aiohttp
 import orjson
 
-from loopgate.errors import ProviderError, UpstreamConnectionError, UpstreamStatusError, UpstreamTimeout
-from loopgate.providers.base import JSON
+from loopgate.errors import (
+    ProviderError,
+    ProviderKeyMissing,
+    UpstreamConnectionError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+)
+from loopgate.providers.base import JSON, GenerationCall
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.retry import NO_RETRY, RetryPolicy, send
 
-_T = TypeVar("_T")
+_KEPT_HEADERS = ("retry-after", "x-request-id", "request-id", "x-goog-request-id", "x-trace-id")
 
-_KEPT_HEADERS = ("retry-after", "x-request-id", "x-goog-request-id", "x-trace-id")
+BodyError = Callable[[JSON], ProviderError | None]
+"""An adapter's check of a success body or stream event: the error it reports inside a 200, if any."""
+
+
+def missing_key(name: str, origin: str, key_field: str | None, variable: str) -> ProviderKeyMissing:
+    """No key in the request nor the server configuration: name where one goes."""
+    if key_field is None:
+        where = (
+            f"the v4 request has no provider_api_keys.{name}, "
+            f"so set {variable} on the server (then restart `loopgate serve`)."
+        )
+    else:
+        where = f"pass provider_api_keys.{key_field} in the request, or set {variable} on the server."
+    return ProviderKeyMissing(f"No API key for provider '{name}': {where}", origin=origin)
 
 
 def error_message(body: Any) -> str | None:
@@ -62,10 +82,17 @@ class Upstream:
     """One upstream endpoint family: the shared session, the origin named in errors, the retry policy
     (retries happen only before a success status, so a started stream is never sent twice)."""
 
-    def __init__(self, http: UpstreamHTTP, origin: str, retry: RetryPolicy = NO_RETRY) -> None:
+    def __init__(
+        self,
+        http: UpstreamHTTP,
+        origin: str,
+        retry: RetryPolicy = NO_RETRY,
+        body_error: BodyError | None = None,
+    ) -> None:
         self._http = http
         self.origin = origin
         self._retry = retry
+        self._body_error = body_error
 
     async def _send(self, url: str, body: JSON, headers: dict[str, str]) -> aiohttp.ClientResponse:
         return await send(
@@ -86,9 +113,9 @@ class Upstream:
             raise UpstreamTimeout(f"{self.origin} did not answer in time", origin=self.origin) from exc
         except aiohttp.ClientError as exc:
             raise self._unreachable(url, exc) from exc
-        return parse_object(raw, self.origin)
+        return self._parse(raw)  # an error in a 200 body is not retried: asking again gets the same
 
-    async def events(self, url: str, body: JSON, headers: dict[str, str]) -> AsyncIterator[JSON]:
+    async def events(self, url: str, body: JSON, headers: dict[str, str]) -> AsyncGenerator[JSON, None]:
         """The JSON objects of an SSE stream's ``data:`` lines, in order, as they arrive."""
         try:
             async with await self._send(url, body, headers) as response:
@@ -99,15 +126,60 @@ class Upstream:
                     if payload == b"[DONE]":
                         break
                     if payload:
-                        yield parse_object(payload, self.origin)
+                        yield self._parse(payload)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{self.origin} did not answer in time", origin=self.origin) from exc
         except aiohttp.ClientError as exc:
             raise self._unreachable(url, exc) from exc
 
+    def _parse(self, raw: bytes) -> JSON:
+        parsed = parse_object(raw, self.origin)
+        error = self._body_error(parsed) if self._body_error is not None else None
+        if error is not None:
+            raise error
+        return parsed
+
     def _unreachable(self, url: str, exc: Exception) -> ProviderError:
         # The URL may carry no key (keys travel in headers), so naming it is safe.
         return UpstreamConnectionError(f"Could not reach {self.origin} at {url}: {exc}", origin=self.origin)
+
+
+class HTTPAdapter:
+    """What every HTTP adapter holds: its names (``name`` its ModelProviders value, ``display_name`` the
+    ``origin`` in errors, ``key_field`` its ProviderApiKeys member or None), its key, and its ``Upstream``.
+    A subclass sets ``path`` (appended to the base URL) and may check success bodies in ``_error_in_body``."""
+
+    path = ""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        display_name: str,
+        key_field: str | None = None,
+        key_variable: str,
+        base_url: str,
+        default_api_key: str | None,
+        http: UpstreamHTTP,
+        retry: RetryPolicy = NO_RETRY,
+    ) -> None:
+        self.name = name
+        self.display_name = display_name
+        self.key_field = key_field
+        self._key_variable = key_variable
+        self._url = base_url.rstrip("/") + self.path
+        self._default_api_key = default_api_key
+        self._upstream = Upstream(http, display_name, retry, body_error=self._error_in_body)
+
+    def _api_key(self, call: GenerationCall) -> str:
+        """The request's key, else the server's; neither is a ``ProviderKeyMissing`` naming both places."""
+        key = call.api_key or self._default_api_key
+        if not key:
+            raise missing_key(self.name, self.display_name, self.key_field, self._key_variable)
+        return key
+
+    def _error_in_body(self, body: JSON) -> ProviderError | None:
+        return None
 
 
 def tool_arguments(arguments: Any) -> JSON:
@@ -127,34 +199,10 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-async def merge(sources: list[AsyncIterator[_T]]) -> AsyncIterator[_T]:
-    """Interleave several async iterators as their items arrive; the first failure propagates."""
-    if len(sources) == 1:
-        async for item in sources[0]:
-            yield item
-        return
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-    async def pump(source: AsyncIterator[_T]) -> None:
-        try:
-            async for item in source:
-                await queue.put(("item", item))
-        except Exception as exc:
-            await queue.put(("error", exc))
-        finally:
-            await queue.put(("done", None))
-
-    tasks = [asyncio.create_task(pump(source)) for source in sources]
-    try:
-        remaining = len(tasks)
-        while remaining:
-            kind, value = await queue.get()
-            if kind == "error":
-                raise value
-            if kind == "done":
-                remaining -= 1
-            else:
-                yield value
-    finally:
-        for task in tasks:
-            task.cancel()
+def error_in_body(origin: str, body: JSON) -> UpstreamStatusError | None:
+    """``{"error": ...}`` in a 200 body or stream event (OpenAI and vLLM mid-stream, OpenRouter and Google in
+    plain bodies): an upstream failure, not an empty answer."""
+    if not body.get("error"):
+        return None
+    message = error_message(body) or f"{origin} reported an error"
+    return UpstreamStatusError(message, origin=origin, status_code=502, body=body)

@@ -173,6 +173,8 @@ class Preparer:
 
         keys = request.provider_api_keys
         api_key = getattr(keys, provider.key_field) if keys is not None and provider.key_field else None
+        endpoint_field = getattr(provider, "endpoint_field", None)
+        api_endpoint = getattr(keys, endpoint_field) if keys is not None and endpoint_field else None
         other = config.other
         logprobs = request.logprobs if isinstance(request, CompletionFields) else None
         if logprobs is not None:
@@ -195,6 +197,7 @@ class Preparer:
             response_format=response_format.model_dump(exclude_none=True) if response_format else None,
             other=other,
             api_key=api_key,
+            api_endpoint=api_endpoint,
         )
         return Prepared(
             org_id=org_id,

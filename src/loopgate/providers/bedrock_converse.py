@@ -1,0 +1,420 @@
+"""Adapter for Amazon Bedrock's Converse API (``POST /model/{modelId}/converse`` and ``/converse-stream``),
+requests signed with AWS Signature Version 4 by botocore.
+
+Translation from the OpenAI chat shape: system messages become ``system`` blocks; user / assistant / tool
+messages become ``messages`` with ``text``, ``image`` (data URLs), ``toolUse`` and ``toolResult`` blocks
+(tool results travel in a user message, and consecutive messages of one role are merged, since Converse
+wants the roles to alternate); sampling goes in ``inferenceConfig``; tools in ``toolConfig`` (``none``
+sends no tools: Converse cannot forbid them); the model config's ``other`` goes in
+``additionalModelRequestFields``. Converse has no ``n``: num_samples > 1 runs that many calls. Streams are
+``application/vnd.amazon.eventstream`` frames, decoded with botocore's ``EventStreamBuffer``.
+"""
+
+import asyncio
+import re
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.eventstream import EventStreamBuffer
+from yarl import URL
+
+from loopgate.errors import (
+    ProviderError,
+    ProviderKeyMissing,
+    UpstreamConnectionError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+)
+from loopgate.providers.base import (
+    JSON,
+    Generation,
+    GenerationCall,
+    ProviderResult,
+    StreamDelta,
+    StreamEnd,
+    StreamEvent,
+    ToolCallDelta,
+    Usage,
+    normalise_finish_reason,
+)
+from loopgate.providers.http import UpstreamHTTP
+from loopgate.providers.retry import NO_RETRY, RetryPolicy, send
+from loopgate.providers.streams import merge, total_usage
+from loopgate.providers.wire import dumps, error_message, parse_object, status_error, tool_arguments
+
+# Exceptions a ConverseStream reports mid-stream, as the HTTP status the same failure gets before a stream.
+_STREAM_EXCEPTION_STATUS = {
+    "throttlingException": 429,
+    "validationException": 400,
+    "serviceUnavailableException": 503,
+    "internalServerException": 500,
+    "modelStreamErrorException": 424,
+}
+_DATA_URL = re.compile(r"data:image/(\w+);base64,(.*)", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class AwsCredentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    @classmethod
+    def parse(cls, value: str) -> "AwsCredentials | None":
+        """``ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]``, the form of ``provider_api_keys.bedrock``."""
+        parts = value.split(":", 2)
+        if len(parts) < 2 or not parts[0] or not parts[1]:
+            return None
+        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 and parts[2] else None)
+
+
+class BedrockConverseAdapter:
+    def __init__(
+        self,
+        *,
+        name: str,
+        display_name: str,
+        key_field: str | None,
+        region: str,
+        base_url: str | None,
+        default_credentials: AwsCredentials | None,
+        http: UpstreamHTTP,
+        retry: RetryPolicy = NO_RETRY,
+    ) -> None:
+        self.name = name
+        self.display_name = display_name
+        self.key_field = key_field
+        self._region = region
+        self._base = (base_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/")
+        self._default_credentials = default_credentials
+        self._http = http
+        self._retry = retry
+
+    # -- request building -------------------------------------------------------------------------------
+
+    def build_request(self, call: GenerationCall) -> JSON:
+        system, messages = wire_messages(call.messages)
+        body: JSON = {"messages": messages}
+        if system:
+            body["system"] = system
+        stop = [call.stop] if isinstance(call.stop, str) else call.stop
+        inference = {
+            "maxTokens": call.max_tokens if call.max_tokens and call.max_tokens > 0 else None,
+            "temperature": call.temperature,
+            "topP": call.top_p,
+            "stopSequences": stop or None,
+        }
+        inference = {key: value for key, value in inference.items() if value is not None}
+        if inference:
+            body["inferenceConfig"] = inference
+        tool_config = _tool_config(call.tools, call.tool_choice)
+        if tool_config:
+            body["toolConfig"] = tool_config
+        if call.other:
+            body["additionalModelRequestFields"] = call.other
+        return body
+
+    def _credentials(self, call: GenerationCall) -> AwsCredentials:
+        found = AwsCredentials.parse(call.api_key) if call.api_key else self._default_credentials
+        if found is None:
+            raise ProviderKeyMissing(
+                f"No AWS credentials for provider '{self.name}': pass provider_api_keys.bedrock as "
+                "ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN] in the request, or set "
+                "LOOPGATE_BEDROCK_ACCESS_KEY_ID and LOOPGATE_BEDROCK_SECRET_ACCESS_KEY on the server.",
+                origin=self.display_name,
+            )
+        return found
+
+    def _signed(
+        self, call: GenerationCall, action: str, data: bytes, accept: str
+    ) -> tuple[URL, dict[str, str]]:
+        """The URL (sent exactly as signed) and the SigV4-signed headers of one call."""
+        credentials = self._credentials(call)
+        url = f"{self._base}/model/{quote(call.model, safe='')}/{action}"
+        request = AWSRequest(
+            method="POST", url=url, data=data, headers={"Content-Type": "application/json", "Accept": accept}
+        )
+        signer = SigV4Auth(
+            Credentials(credentials.access_key_id, credentials.secret_access_key, credentials.session_token),
+            "bedrock",
+            self._region,
+        )
+        signer.add_auth(request)
+        return URL(url, encoded=True), dict(request.headers.items())
+
+    async def _send(self, url: URL, data: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        origin = self.display_name
+        return await send(
+            self._http,
+            url,
+            data,
+            headers,
+            policy=self._retry,
+            origin=origin,
+            status_error=lambda status, raw, head: status_error(origin, status, raw, head),
+        )
+
+    # -- plain calls --------------------------------------------------------------------------------------
+
+    async def generate(self, call: GenerationCall) -> ProviderResult:
+        request = self.build_request(call)
+        data = orjson.dumps(request)
+        url, headers = self._signed(call, "converse", data, "application/json")
+        responses = list(
+            await asyncio.gather(*(self._post(url, data, headers) for _ in range(max(call.n, 1))))
+        )
+        generations = [_generation(index, response) for index, response in enumerate(responses)]
+        usage = total_usage(_usage(response.get("usage")) for response in responses)
+        return ProviderResult(generations=generations, request=request, responses=responses, usage=usage)
+
+    async def _post(self, url: URL, data: bytes, headers: dict[str, str]) -> JSON:
+        try:
+            async with await self._send(url, data, headers) as response:
+                raw = await response.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(
+                f"{self.display_name} did not answer in time", origin=self.display_name
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise self._unreachable(url, exc) from exc
+        return parse_object(raw, self.display_name)
+
+    def _unreachable(self, url: URL, exc: Exception) -> ProviderError:
+        origin = self.display_name
+        return UpstreamConnectionError(f"Could not reach {origin} at {url}: {exc}", origin=origin)
+
+    # -- streams ------------------------------------------------------------------------------------------
+
+    async def stream(self, call: GenerationCall) -> AsyncGenerator[StreamEvent, None]:
+        request = self.build_request(call)
+        data = orjson.dumps(request)
+        url, headers = self._signed(call, "converse-stream", data, "application/vnd.amazon.eventstream")
+        assemblies = [_StreamAssembly(index) for index in range(max(call.n, 1))]
+        async for delta in merge([self._events(url, data, headers, assembly) for assembly in assemblies]):
+            yield delta
+        usage = total_usage(_usage(assembly.usage) for assembly in assemblies)
+        yield StreamEnd(request=request, responses=[a.result() for a in assemblies], usage=usage)
+
+    async def _events(
+        self, url: URL, data: bytes, headers: dict[str, str], assembly: "_StreamAssembly"
+    ) -> AsyncIterator[StreamDelta]:
+        origin = self.display_name
+        decoder = EventStreamBuffer()
+        try:
+            async with await self._send(url, data, headers) as response:
+                async for chunk in response.content.iter_any():
+                    decoder.add_data(chunk)
+                    for message in decoder:
+                        kind = message.headers.get(":message-type")
+                        payload = parse_object(message.payload or b"{}", origin)
+                        if kind != "event":
+                            exception = message.headers.get(":exception-type") or message.headers.get(
+                                ":error-code", "error"
+                            )
+                            raise UpstreamStatusError(
+                                error_message(payload) or f"{origin} reported {exception}",
+                                origin=origin,
+                                status_code=_STREAM_EXCEPTION_STATUS.get(exception, 502),
+                                body={"type": exception, **payload},
+                            )
+                        delta = assembly.add(message.headers.get(":event-type", ""), payload)
+                        if delta is not None:
+                            yield delta
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{origin} did not answer in time", origin=origin) from exc
+        except aiohttp.ClientError as exc:
+            raise self._unreachable(url, exc) from exc
+        if assembly.stop_reason is None:
+            raise ProviderError(f"{origin} ended the stream without messageStop", origin=origin)
+
+
+# -- request translation ----------------------------------------------------------------------------------
+
+
+def wire_messages(messages: list[JSON]) -> tuple[list[JSON], list[JSON]]:
+    system: list[JSON] = []
+    wire: list[JSON] = []
+    for message in messages:
+        role = message.get("role")
+        if role in ("system", "developer"):
+            text = _text(message.get("content"))
+            if text:
+                system.append({"text": text})
+            continue
+        blocks = _blocks(message)
+        if not blocks:
+            continue
+        wire_role = "assistant" if role == "assistant" else "user"
+        if wire and wire[-1]["role"] == wire_role:
+            wire[-1]["content"].extend(blocks)
+        else:
+            wire.append({"role": wire_role, "content": blocks})
+    return system, wire
+
+
+def _blocks(message: JSON) -> list[JSON]:
+    content = message.get("content")
+    if message.get("role") == "tool":
+        result = {"toolUseId": message.get("tool_call_id"), "content": [{"text": _text(content)}]}
+        return [{"toolResult": result}]
+    blocks: list[JSON] = []
+    if isinstance(content, str):
+        if content:
+            blocks.append({"text": content})
+    else:
+        for part in content or ():
+            if part.get("type") == "text" and part.get("text"):
+                blocks.append({"text": part["text"]})
+            elif part.get("type") == "image_url":
+                blocks.append(_image((part.get("image_url") or {}).get("url", "")))
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        use = {
+            "toolUseId": call.get("id"),
+            "name": function.get("name", ""),
+            "input": tool_arguments(function.get("arguments")),
+        }
+        blocks.append({"toolUse": use})
+    return blocks
+
+
+def _image(url: str) -> JSON:
+    found = _DATA_URL.match(url)
+    if not found:
+        raise ProviderError(
+            "Bedrock takes images as data URLs (data:image/png;base64,...), not links",
+            origin="Bedrock",
+            status_code=400,
+        )
+    image_format = "jpeg" if found.group(1) == "jpg" else found.group(1)
+    return {"image": {"format": image_format, "source": {"bytes": found.group(2)}}}
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return "" if content is None else str(content)
+
+
+def _tool_config(tools: list[JSON] | None, choice: str | JSON | None) -> JSON | None:
+    if not tools or choice == "none":
+        return None
+    specs = []
+    for tool in tools:
+        function = tool.get("function") or tool
+        spec: JSON = {"name": function.get("name", "")}
+        if function.get("description"):
+            spec["description"] = function["description"]
+        spec["inputSchema"] = {"json": function.get("parameters") or {"type": "object", "properties": {}}}
+        specs.append({"toolSpec": spec})
+    config: JSON = {"tools": specs}
+    if isinstance(choice, dict):
+        config["toolChoice"] = {"tool": {"name": (choice.get("function") or {}).get("name", "")}}
+    elif choice == "required":
+        config["toolChoice"] = {"any": {}}
+    elif choice == "auto":
+        config["toolChoice"] = {"auto": {}}
+    return config
+
+
+# -- response translation ---------------------------------------------------------------------------------
+
+
+def _tool_call(use: JSON) -> JSON:
+    arguments = use.get("input")
+    return {
+        "id": use.get("toolUseId"),
+        "type": "function",
+        "function": {
+            "name": use.get("name", ""),
+            "arguments": arguments if isinstance(arguments, str) else dumps(arguments or {}),
+        },
+    }
+
+
+def _generation(index: int, response: JSON) -> Generation:
+    content = ((response.get("output") or {}).get("message") or {}).get("content") or ()
+    text = "".join(block["text"] for block in content if isinstance(block.get("text"), str))
+    calls = [_tool_call(block["toolUse"]) for block in content if block.get("toolUse")]
+    return Generation(
+        index=index,
+        raw_output=text,
+        finish_reason=normalise_finish_reason(response.get("stopReason")),
+        tool_calls=calls or None,
+    )
+
+
+def _usage(usage: JSON | None) -> Usage | None:
+    if not usage or "inputTokens" not in usage:
+        return None
+    return Usage(int(usage["inputTokens"]), int(usage.get("outputTokens") or 0))
+
+
+class _StreamAssembly:
+    """One ConverseStream (one sample): events in, deltas out, and the Converse response it amounts to."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.chunks = 0
+        self.role = "assistant"
+        self.blocks: dict[int, JSON] = {}
+        self.positions: dict[int, int] = {}  # content block index -> tool call position
+        self.stop_reason: str | None = None
+        self.usage: JSON | None = None
+        self.metrics: JSON | None = None
+
+    def add(self, kind: str, event: JSON) -> StreamDelta | None:
+        self.chunks += 1
+        block_index = int(event.get("contentBlockIndex") or 0)
+        if kind == "messageStart":
+            self.role = event.get("role") or self.role
+        elif kind == "contentBlockStart":
+            use = (event.get("start") or {}).get("toolUse")
+            if use:
+                position = self.positions.setdefault(block_index, len(self.positions))
+                self.blocks[block_index] = {"toolUse": {**use, "input": ""}}
+                tool = ToolCallDelta(position, use.get("toolUseId"), use.get("name"))
+                return StreamDelta(index=self.index, tool_calls=[tool])
+        elif kind == "contentBlockDelta":
+            delta = event.get("delta") or {}
+            if isinstance(delta.get("text"), str):
+                block = self.blocks.setdefault(block_index, {"text": ""})
+                block["text"] = block.get("text", "") + delta["text"]
+                return StreamDelta(index=self.index, text=delta["text"]) if delta["text"] else None
+            if delta.get("toolUse"):
+                piece = str(delta["toolUse"].get("input") or "")
+                block = self.blocks.setdefault(block_index, {"toolUse": {"input": ""}})
+                block["toolUse"]["input"] += piece
+                position = self.positions.setdefault(block_index, len(self.positions))
+                return StreamDelta(index=self.index, tool_calls=[ToolCallDelta(position, arguments=piece)])
+        elif kind == "messageStop":
+            self.stop_reason = event.get("stopReason") or "end_turn"
+            return StreamDelta(index=self.index, finish_reason=normalise_finish_reason(self.stop_reason))
+        elif kind == "metadata":
+            self.usage = event.get("usage")
+            self.metrics = event.get("metrics")
+        return None
+
+    def result(self) -> JSON:
+        content = []
+        for position in sorted(self.blocks):
+            block = self.blocks[position]
+            if "toolUse" in block:
+                use = dict(block["toolUse"])
+                use["input"] = tool_arguments(use.get("input"))
+                block = {"toolUse": use}
+            content.append(block)
+        return {
+            "output": {"message": {"role": self.role, "content": content}},
+            "stopReason": self.stop_reason,
+            "usage": self.usage,
+            "metrics": self.metrics,
+            "stream_chunks": self.chunks,
+        }
