@@ -11,10 +11,8 @@ sends no tools: Converse cannot forbid them); the model config's ``other`` goes 
 """
 
 import asyncio
-import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -34,20 +32,19 @@ from loopgate.errors import (
 )
 from loopgate.providers.base import (
     JSON,
-    Generation,
     GenerationCall,
     ProviderResult,
     StreamDelta,
     StreamEnd,
     StreamEvent,
     ToolCallDelta,
-    Usage,
     normalise_finish_reason,
 )
+from loopgate.providers.bedrock_wire import generation, tool_config, usage_of, wire_messages
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.retry import NO_RETRY, RetryPolicy, send
 from loopgate.providers.streams import merge, total_usage
-from loopgate.providers.wire import dumps, error_message, parse_object, status_error, tool_arguments
+from loopgate.providers.wire import error_message, parse_object, status_error, tool_arguments
 
 # Exceptions a ConverseStream reports mid-stream, as the HTTP status the same failure gets before a stream.
 _STREAM_EXCEPTION_STATUS = {
@@ -57,7 +54,6 @@ _STREAM_EXCEPTION_STATUS = {
     "internalServerException": 500,
     "modelStreamErrorException": 424,
 }
-_DATA_URL = re.compile(r"data:image/(\w+);base64,(.*)", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +110,9 @@ class BedrockConverseAdapter:
         inference = {key: value for key, value in inference.items() if value is not None}
         if inference:
             body["inferenceConfig"] = inference
-        tool_config = _tool_config(call.tools, call.tool_choice)
-        if tool_config:
-            body["toolConfig"] = tool_config
+        tools = tool_config(call.tools, call.tool_choice)
+        if tools:
+            body["toolConfig"] = tools
         if call.other:
             body["additionalModelRequestFields"] = call.other
         return body
@@ -170,8 +166,8 @@ class BedrockConverseAdapter:
         responses = list(
             await asyncio.gather(*(self._post(url, data, headers) for _ in range(max(call.n, 1))))
         )
-        generations = [_generation(index, response) for index, response in enumerate(responses)]
-        usage = total_usage(_usage(response.get("usage")) for response in responses)
+        generations = [generation(index, response) for index, response in enumerate(responses)]
+        usage = total_usage(usage_of(response.get("usage")) for response in responses)
         return ProviderResult(generations=generations, request=request, responses=responses, usage=usage)
 
     async def _post(self, url: URL, data: bytes, headers: dict[str, str]) -> JSON:
@@ -199,7 +195,7 @@ class BedrockConverseAdapter:
         assemblies = [_StreamAssembly(index) for index in range(max(call.n, 1))]
         async for delta in merge([self._events(url, data, headers, assembly) for assembly in assemblies]):
             yield delta
-        usage = total_usage(_usage(assembly.usage) for assembly in assemblies)
+        usage = total_usage(usage_of(assembly.usage) for assembly in assemblies)
         yield StreamEnd(request=request, responses=[a.result() for a in assemblies], usage=usage)
 
     async def _events(
@@ -236,125 +232,6 @@ class BedrockConverseAdapter:
 
 
 # -- request translation ----------------------------------------------------------------------------------
-
-
-def wire_messages(messages: list[JSON]) -> tuple[list[JSON], list[JSON]]:
-    system: list[JSON] = []
-    wire: list[JSON] = []
-    for message in messages:
-        role = message.get("role")
-        if role in ("system", "developer"):
-            text = _text(message.get("content"))
-            if text:
-                system.append({"text": text})
-            continue
-        blocks = _blocks(message)
-        if not blocks:
-            continue
-        wire_role = "assistant" if role == "assistant" else "user"
-        if wire and wire[-1]["role"] == wire_role:
-            wire[-1]["content"].extend(blocks)
-        else:
-            wire.append({"role": wire_role, "content": blocks})
-    return system, wire
-
-
-def _blocks(message: JSON) -> list[JSON]:
-    content = message.get("content")
-    if message.get("role") == "tool":
-        result = {"toolUseId": message.get("tool_call_id"), "content": [{"text": _text(content)}]}
-        return [{"toolResult": result}]
-    blocks: list[JSON] = []
-    if isinstance(content, str):
-        if content:
-            blocks.append({"text": content})
-    else:
-        for part in content or ():
-            if part.get("type") == "text" and part.get("text"):
-                blocks.append({"text": part["text"]})
-            elif part.get("type") == "image_url":
-                blocks.append(_image((part.get("image_url") or {}).get("url", "")))
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") or {}
-        use = {
-            "toolUseId": call.get("id"),
-            "name": function.get("name", ""),
-            "input": tool_arguments(function.get("arguments")),
-        }
-        blocks.append({"toolUse": use})
-    return blocks
-
-
-def _image(url: str) -> JSON:
-    found = _DATA_URL.match(url)
-    if not found:
-        raise ProviderError(
-            "Bedrock takes images as data URLs (data:image/png;base64,...), not links",
-            origin="Bedrock",
-            status_code=400,
-        )
-    image_format = "jpeg" if found.group(1) == "jpg" else found.group(1)
-    return {"image": {"format": image_format, "source": {"bytes": found.group(2)}}}
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return "" if content is None else str(content)
-
-
-def _tool_config(tools: list[JSON] | None, choice: str | JSON | None) -> JSON | None:
-    if not tools or choice == "none":
-        return None
-    specs = []
-    for tool in tools:
-        function = tool.get("function") or tool
-        spec: JSON = {"name": function.get("name", "")}
-        if function.get("description"):
-            spec["description"] = function["description"]
-        spec["inputSchema"] = {"json": function.get("parameters") or {"type": "object", "properties": {}}}
-        specs.append({"toolSpec": spec})
-    config: JSON = {"tools": specs}
-    if isinstance(choice, dict):
-        config["toolChoice"] = {"tool": {"name": (choice.get("function") or {}).get("name", "")}}
-    elif choice == "required":
-        config["toolChoice"] = {"any": {}}
-    elif choice == "auto":
-        config["toolChoice"] = {"auto": {}}
-    return config
-
-
-# -- response translation ---------------------------------------------------------------------------------
-
-
-def _tool_call(use: JSON) -> JSON:
-    arguments = use.get("input")
-    return {
-        "id": use.get("toolUseId"),
-        "type": "function",
-        "function": {
-            "name": use.get("name", ""),
-            "arguments": arguments if isinstance(arguments, str) else dumps(arguments or {}),
-        },
-    }
-
-
-def _generation(index: int, response: JSON) -> Generation:
-    content = ((response.get("output") or {}).get("message") or {}).get("content") or ()
-    text = "".join(block["text"] for block in content if isinstance(block.get("text"), str))
-    calls = [_tool_call(block["toolUse"]) for block in content if block.get("toolUse")]
-    return Generation(
-        index=index,
-        raw_output=text,
-        finish_reason=normalise_finish_reason(response.get("stopReason")),
-        tool_calls=calls or None,
-    )
-
-
-def _usage(usage: JSON | None) -> Usage | None:
-    if not usage or "inputTokens" not in usage:
-        return None
-    return Usage(int(usage["inputTokens"]), int(usage.get("outputTokens") or 0))
 
 
 class _StreamAssembly:
