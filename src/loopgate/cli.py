@@ -5,6 +5,8 @@ import asyncio
 import logging
 import sys
 
+from pydantic import ValidationError
+
 from loopgate.config import Settings
 from loopgate.store.db import create_engine, migrate
 from loopgate.store.repository import DEFAULT_ORGANIZATION, Store
@@ -84,9 +86,25 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValueError as exc:  # pydantic's ValidationError, pydantic-settings' SettingsError (bad JSON)
+        print(f"loopgate: invalid configuration: {_config_error(exc)}", file=sys.stderr)
+        return 2
     result: int = args.handler(settings, args)
     return result
+
+
+def _config_error(exc: ValueError) -> str:
+    """Which variable is wrong and why, without echoing values (they may hold keys)."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"LOOPGATE_{str(error['loc'][0]).upper()}"
+            + "".join(f"[{part!r}]" for part in error["loc"][1:])
+            + f": {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+    return f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 | LOOPGATE_WORKERS | 1 | server processes |
 | LOOPGATE_OPENAI_API_KEY | (none) | fallback key for provider ``openai`` |
 | LOOPGATE_OPENAI_BASE_URL | https://api.openai.com/v1 | any OpenAI-compatible server |
+| LOOPGATE_UPSTREAMS | {} | named OpenAI-compatible servers, JSON; model ``NAME/m`` goes to NAME as ``m`` |
 | LOOPGATE_GROQ_API_KEY | (none) | key for provider ``groq`` (v4 requests cannot carry one) |
 | LOOPGATE_GROQ_BASE_URL | https://api.groq.com/openai/v1 | groq's OpenAI-compatible API |
 | LOOPGATE_GOOGLE_API_KEY | (none) | key for provider ``google`` (v4 requests cannot carry one) |
@@ -28,6 +29,8 @@
 | LOOPGATE_BEDROCK_BASE_URL | (none) | override of ``https://bedrock-runtime.{region}.amazonaws.com`` |
 | LOOPGATE_PROVIDER_CONNECT_TIMEOUT | 10 | seconds to open an upstream connection |
 | LOOPGATE_PROVIDER_TIMEOUT | 600 | seconds for a whole upstream call |
+| LOOPGATE_PROVIDER_CONNECT_TIMEOUTS | {} | per-provider connect timeouts, JSON, e.g. ``{"anthropic": 5}`` |
+| LOOPGATE_PROVIDER_TIMEOUTS | {} | per-provider call timeouts, JSON, e.g. ``{"anthropic": 120}`` |
 | LOOPGATE_PROVIDER_MAX_RETRIES | 2 | retries of an upstream call on 408/429/5xx or a failed connection |
 | LOOPGATE_PROVIDER_RETRY_BASE_DELAY | 0.5 | seconds before the first retry; doubles each time, with jitter |
 | LOOPGATE_PROVIDER_RETRY_MAX_DELAY | 8 | longest wait; a longer Retry-After is sent to the client instead |
@@ -38,9 +41,28 @@
 | LOOPGATE_ENVIRONMENTS | (none) | extra environments per organization, e.g. ``staging,development`` |
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loopgate.schemas.common import ModelProviders
+
+
+class DeclaredUpstream(BaseModel):
+    """An OpenAI-compatible server declared in ``LOOPGATE_UPSTREAMS`` under a name: a request whose provider
+    is ``provider`` and whose model is ``NAME/MODEL`` goes to ``base_url`` with model ``MODEL``. Only
+    ``api_key`` is sent to it (none when unset): a request's provider key is never forwarded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: AnyHttpUrl
+    api_key: str | None = None
+    provider: ModelProviders = ModelProviders.OPENAI
+
+
+# An upstream's name is the model prefix before the first "/", so it cannot contain one.
+UpstreamName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
 
 class Settings(BaseSettings):
@@ -54,6 +76,7 @@ class Settings(BaseSettings):
 
     openai_api_key: str | None = None
     openai_base_url: str = "https://api.openai.com/v1"
+    upstreams: dict[UpstreamName, DeclaredUpstream] = {}
     groq_api_key: str | None = None
     groq_base_url: str = "https://api.groq.com/openai/v1"
     google_api_key: str | None = None
@@ -75,6 +98,9 @@ class Settings(BaseSettings):
     bedrock_base_url: str | None = None
     provider_connect_timeout: float = 10.0
     provider_timeout: float = 600.0
+    # Per-provider overrides of the two timeouts above, keyed by provider name (a JSON object in the env).
+    provider_connect_timeouts: dict[str, float] = {}
+    provider_timeouts: dict[str, float] = {}
     provider_max_retries: int = 2
     provider_retry_base_delay: float = 0.5
     provider_retry_max_delay: float = 8.0
@@ -85,6 +111,13 @@ class Settings(BaseSettings):
 
     # Comma-separated names; v4 has no endpoint that creates environments, so the server declares them.
     environments: str = ""
+
+    def timeouts(self, provider: str) -> tuple[float, float]:
+        """``(connect, total)`` seconds for calls to ``provider``: its override, else the global default."""
+        return (
+            self.provider_connect_timeouts.get(provider, self.provider_connect_timeout),
+            self.provider_timeouts.get(provider, self.provider_timeout),
+        )
 
     @property
     def environment_names(self) -> list[str]:

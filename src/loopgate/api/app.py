@@ -48,7 +48,9 @@ def create_app(settings: Settings | None = None) -> ChatFastLane:
         )
         await writer.start()
         http = UpstreamHTTP(
-            connect_timeout=settings.provider_connect_timeout, total_timeout=settings.provider_timeout
+            connect_timeout=settings.provider_connect_timeout,
+            total_timeout=settings.provider_timeout,
+            timeouts=settings.timeouts,
         )
         store = Store(engine, writer, cache_seconds=settings.auth_cache_seconds)
         app.state.store = store

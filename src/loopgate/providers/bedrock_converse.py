@@ -155,6 +155,7 @@ class BedrockConverseAdapter:
             policy=self._retry,
             origin=origin,
             status_error=lambda status, raw, head: status_error(origin, status, raw, head),
+            request_timeout=self._http.timeout(self.name),
         )
 
     # -- plain calls --------------------------------------------------------------------------------------

@@ -1,13 +1,28 @@
 """The one pooled HTTP client every provider adapter shares (aiohttp: measurably faster than httpx on
 the hot path, with keep-alive pooling per upstream host)."""
 
+from collections.abc import Callable
+
 import aiohttp
+
+Timeouts = Callable[[str], tuple[float, float]]
+"""A provider name to its ``(connect, total)`` seconds (``Settings.timeouts``)."""
 
 
 class UpstreamHTTP:
-    def __init__(self, *, connect_timeout: float, total_timeout: float) -> None:
+    def __init__(
+        self, *, connect_timeout: float, total_timeout: float, timeouts: Timeouts | None = None
+    ) -> None:
         self._timeout = aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout)
+        self._timeouts = timeouts
         self._session: aiohttp.ClientSession | None = None
+
+    def timeout(self, provider: str) -> aiohttp.ClientTimeout:
+        """The timeout of one request to ``provider`` (passed per request: the session is shared)."""
+        if self._timeouts is None:
+            return self._timeout
+        connect, total = self._timeouts(provider)
+        return aiohttp.ClientTimeout(total=total, sock_connect=connect)
 
     @property
     def session(self) -> aiohttp.ClientSession:

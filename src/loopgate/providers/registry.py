@@ -4,7 +4,18 @@ from collections.abc import Callable
 
 from loopgate.config import Settings
 from loopgate.errors import RequestInvalid
-from loopgate.providers import anthropic, bedrock, cohere, google, groq, mock, openai, openai_azure, replicate
+from loopgate.providers import (
+    anthropic,
+    bedrock,
+    cohere,
+    google,
+    groq,
+    mock,
+    openai,
+    openai_azure,
+    replicate,
+    upstreams,
+)
 from loopgate.providers.base import Provider
 from loopgate.providers.http import UpstreamHTTP
 
@@ -23,7 +34,8 @@ _BUILDERS: dict[str, Callable[[Settings, UpstreamHTTP], Provider]] = {
 
 class ProviderRegistry:
     def __init__(self, settings: Settings, http: UpstreamHTTP) -> None:
-        self._providers = {name: build(settings, http) for name, build in _BUILDERS.items()}
+        built = {name: build(settings, http) for name, build in _BUILDERS.items()}
+        self._providers = upstreams.route(built, settings, http)  # LOOPGATE_UPSTREAMS, by model prefix
 
     def get(self, name: str) -> Provider:
         provider = self._providers.get(name)

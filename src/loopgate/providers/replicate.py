@@ -20,5 +20,5 @@ def build(settings: Settings, http: UpstreamHTTP) -> ReplicatePredictionsAdapter
         http=http,
         retry=RetryPolicy.from_settings(settings),
         poll_interval=settings.replicate_poll_interval,
-        max_wait=settings.provider_timeout,
+        max_wait=settings.timeouts("replicate")[1],
     )

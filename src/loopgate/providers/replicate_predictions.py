@@ -65,7 +65,7 @@ class ReplicatePredictionsAdapter:
         self._base = base_url.rstrip("/")
         self._default_api_key = default_api_key
         self._http = http
-        self._upstream = Upstream(http, display_name, retry)
+        self._upstream = Upstream(http, display_name, retry, timeout=http.timeout(name))
         self._poll_interval = poll_interval
         self._max_wait = max_wait
 
@@ -144,7 +144,9 @@ class ReplicatePredictionsAdapter:
     async def _get(self, url: str, headers: dict[str, str]) -> JSON:
         origin = self.display_name
         try:
-            async with self._http.session.get(url, headers=headers) as response:
+            async with self._http.session.get(
+                url, headers=headers, timeout=self._http.timeout(self.name)
+            ) as response:
                 raw = await response.read()
                 if response.status >= 400:
                     raise status_error(origin, response.status, raw, response.headers)
@@ -194,7 +196,9 @@ class ReplicatePredictionsAdapter:
         stream_headers = {**headers, "Accept": "text/event-stream", "Cache-Control": "no-store"}
         origin = self.display_name
         try:
-            async with self._http.session.get(stream_url, headers=stream_headers) as response:
+            async with self._http.session.get(
+                stream_url, headers=stream_headers, timeout=self._http.timeout(self.name)
+            ) as response:
                 if response.status >= 400:
                     raise status_error(origin, response.status, await response.read(), response.headers)
                 async for event, data in _sse(response.content):

@@ -10,13 +10,19 @@ The wait before retry ``k`` (from 0) is exponential with jitter, ``base * 2**k``
 in [0.5, 1], capped at ``max_delay``. An upstream's ``Retry-After`` (seconds) replaces it; when it asks for
 longer than ``max_delay`` there is no retry and the 429 (with its Retry-After) goes to the client, since
 asking again sooner than told would only spend a call.
+
+The retries ``send`` makes are added to the ``RetryCount`` of the enclosing ``counting()`` block, so the
+service can record them on the log of the call whatever adapter (and fan-out of upstream calls) made them.
 """
 
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aiohttp
 from yarl import URL
@@ -26,6 +32,8 @@ from loopgate.errors import UpstreamStatusError
 from loopgate.providers.http import UpstreamHTTP
 
 log = logging.getLogger("loopgate.providers")
+
+_T = TypeVar("_T")
 
 StatusError = Callable[[int, bytes, Mapping[str, str]], UpstreamStatusError]
 
@@ -69,6 +77,43 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(max_retries=0)
 
 
+@dataclass(slots=True)
+class RetryCount:
+    """Retries made for one provider call, across every upstream request it fans out to."""
+
+    value: int = 0
+
+
+_COUNT: ContextVar[RetryCount | None] = ContextVar("loopgate_provider_retries", default=None)
+
+
+@contextmanager
+def counting(count: RetryCount | None = None) -> Iterator[RetryCount]:
+    """Count the retries ``send`` makes inside the block into ``count`` (a new one when None); tasks started
+    in the block (a fan-out) count into the same ``RetryCount``."""
+    count = RetryCount() if count is None else count
+    token = _COUNT.set(count)
+    try:
+        yield count
+    finally:
+        _COUNT.reset(token)
+
+
+async def counted(events: AsyncGenerator[_T, None], count: RetryCount) -> AsyncGenerator[_T, None]:
+    """``events`` with the retries made while producing each item counted into ``count``: the variable is
+    set around each step, so it holds whichever task drives the stream."""
+    try:
+        while True:
+            with counting(count):
+                try:
+                    item = await anext(events)
+                except StopAsyncIteration:
+                    return
+            yield item
+    finally:
+        await events.aclose()
+
+
 async def send(
     http: UpstreamHTTP,
     url: str | URL,  # a URL(..., encoded=True) is sent exactly as built (SigV4 signs the path's encoding)
@@ -78,14 +123,18 @@ async def send(
     policy: RetryPolicy,
     origin: str,
     status_error: StatusError,
+    request_timeout: aiohttp.ClientTimeout | None = None,
 ) -> aiohttp.ClientResponse:
     """POST ``body`` until the answer's status is a success or the policy gives up; the caller reads the
     returned response and releases it (``async with``). Failures are raised as they are: an
-    ``UpstreamStatusError`` from ``status_error``, or aiohttp's own exceptions for the caller to map."""
+    ``UpstreamStatusError`` from ``status_error``, or aiohttp's own exceptions for the caller to map.
+    ``request_timeout`` bounds each attempt, body included (the session's default when None)."""
     attempt = 0
     while True:
         try:
-            response = await http.session.post(url, data=body, headers=headers)
+            session = http.session
+            timeout = session.timeout if request_timeout is None else request_timeout
+            response = await session.post(url, data=body, headers=headers, timeout=timeout)
             if response.status < 400:
                 return response
             async with response:
@@ -97,6 +146,9 @@ async def send(
             reason = exc.status_code if isinstance(exc, UpstreamStatusError) else type(exc).__name__
             log.warning("%s: %s on attempt %d, retrying in %.2fs", origin, reason, attempt + 1, wait)
         attempt += 1
+        count = _COUNT.get()
+        if count is not None:
+            count.value += 1
         await policy.sleep(wait)
 
 

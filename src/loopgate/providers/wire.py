@@ -88,11 +88,13 @@ class Upstream:
         origin: str,
         retry: RetryPolicy = NO_RETRY,
         body_error: BodyError | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> None:
         self._http = http
         self.origin = origin
         self._retry = retry
         self._body_error = body_error
+        self._timeout = timeout  # the provider's (``UpstreamHTTP.timeout``); None: the session's default
 
     async def _send(self, url: str, body: JSON, headers: dict[str, str]) -> aiohttp.ClientResponse:
         return await send(
@@ -103,6 +105,7 @@ class Upstream:
             policy=self._retry,
             origin=self.origin,
             status_error=lambda status, raw, head: status_error(self.origin, status, raw, head),
+            request_timeout=self._timeout,
         )
 
     async def post(self, url: str, body: JSON, headers: dict[str, str]) -> JSON:
@@ -169,7 +172,9 @@ class HTTPAdapter:
         self._key_variable = key_variable
         self._url = base_url.rstrip("/") + self.path
         self._default_api_key = default_api_key
-        self._upstream = Upstream(http, display_name, retry, body_error=self._error_in_body)
+        self._upstream = Upstream(
+            http, display_name, retry, body_error=self._error_in_body, timeout=http.timeout(name)
+        )
 
     def _api_key(self, call: GenerationCall) -> str:
         """The request's key, else the server's; neither is a ``ProviderKeyMissing`` naming both places."""

@@ -14,6 +14,7 @@ from loopgate import ids, tokens
 from loopgate.errors import ProviderError
 from loopgate.providers.base import ProviderResult
 from loopgate.providers.registry import ProviderRegistry
+from loopgate.providers.retry import RetryCount, counted, counting
 from loopgate.schemas.chat import ChatRequest
 from loopgate.service import records, shapes
 from loopgate.service.prepare import GenerationBody, Prepared, Preparer
@@ -39,9 +40,10 @@ class GenerationService:
         created_at = now()
         started = time.perf_counter()
         try:
-            result = await prepared.provider.generate(prepared.call)
+            with counting() as retries:
+                result = await prepared.provider.generate(prepared.call)
         except ProviderError as exc:
-            await self.log_failure(prepared, exc, created_at, time.perf_counter() - started)
+            await self.log_failure(prepared, exc, created_at, time.perf_counter() - started, retries)
             raise
         latency = time.perf_counter() - started
         samples = _samples(prepared, result)
@@ -57,6 +59,7 @@ class GenerationService:
                 provider_request=result.request,
                 provider_responses=result.responses,
                 blobs=blobs,
+                provider_retries=retries.value,
             )
             for sample in samples
         ]
@@ -70,16 +73,23 @@ class GenerationService:
         prepared = await self._prepare.prepare(org_id, request)
         created_at = now()
         started = time.perf_counter()
-        events = prepared.provider.stream(prepared.call)
+        retries = RetryCount()
+        events = counted(prepared.provider.stream(prepared.call), retries)
         try:
             first = await anext(events)
         except ProviderError as exc:
-            await self.log_failure(prepared, exc, created_at, time.perf_counter() - started)
+            await self.log_failure(prepared, exc, created_at, time.perf_counter() - started, retries)
             raise
-        return GenerationStream(prepared, self._store.writer, first, events, created_at, started).events()
+        stream = GenerationStream(prepared, self._store.writer, first, events, created_at, started, retries)
+        return stream.events()
 
     async def log_failure(
-        self, prepared: Prepared, error: ProviderError, created_at: Any, latency: float
+        self,
+        prepared: Prepared,
+        error: ProviderError,
+        created_at: Any,
+        latency: float,
+        retries: RetryCount | None = None,
     ) -> None:
         sample = records.Sample(
             log_id=ids.new_id(ids.LOG),
@@ -101,6 +111,7 @@ class GenerationService:
             provider_request=None,
             provider_responses=[],
             blobs=blobs,
+            provider_retries=retries.value if retries is not None else None,
         )
         row["output"] = None
         await self._store.writer.write_logs([row], blobs)

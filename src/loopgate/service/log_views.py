@@ -136,6 +136,7 @@ def log_response(row: dict[str, Any]) -> dict[str, Any]:
         "provider_response": responses[0] if responses else None,
         "user": row["user"],
         "provider_latency": row["provider_latency"],
+        "provider_retries": row["provider_retries"],  # not in v4's LogResponse; the SDK ignores it
         "tools": [],
         "tool_choice": payload.get("tool_choice"),
         "evaluation_results": [],

@@ -111,6 +111,7 @@ def _row(org_id: str, item: LogRequest, resolved: _Resolved, blobs: dict[str, st
         "duration": item.duration,
         "prompt_cost": item.prompt_cost,
         "output_cost": item.output_cost,
+        "provider_retries": None,
     }
 
 

@@ -79,6 +79,7 @@ def log_row(
     provider_request: Any,
     provider_responses: list[Any],
     blobs: dict[str, str],
+    provider_retries: int | None = None,
 ) -> dict[str, Any]:
     """The row for ``logs``. With ``save=false`` nothing of inputs, messages, output or provider payloads is
     kept -- only ids, config, metadata, counts and timings."""
@@ -128,6 +129,7 @@ def log_row(
         "duration": latency,
         "prompt_cost": None,
         "output_cost": None,
+        "provider_retries": provider_retries,
     }
 
 

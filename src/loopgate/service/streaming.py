@@ -18,6 +18,7 @@ import orjson
 from loopgate import ids, tokens
 from loopgate.errors import ProviderError
 from loopgate.providers.base import StreamDelta, StreamEnd, StreamEvent
+from loopgate.providers.retry import RetryCount
 from loopgate.service import records, shapes
 from loopgate.service.prepare import Prepared
 from loopgate.store.writers import LogWriter
@@ -58,6 +59,7 @@ class GenerationStream:
         events: AsyncGenerator[StreamEvent, None],
         created_at: datetime,
         started: float,
+        retries: RetryCount | None = None,
     ) -> None:
         self._prepared = prepared
         self._writer = writer
@@ -65,6 +67,7 @@ class GenerationStream:
         self._events = events
         self._created_at = created_at
         self._started = started
+        self._retries = retries  # the upstream retries of this stream, counted as it runs
         n = prepared.request.num_samples
         self._ids = [ids.new_id(ids.LOG) for _ in range(n)]
         self._states = [_SampleState() for _ in range(n)]
@@ -168,6 +171,7 @@ class GenerationStream:
                 provider_request=request,
                 provider_responses=responses,
                 blobs=blobs,
+                provider_retries=self._retries.value if self._retries is not None else None,
             )
             for sample in samples
         ]

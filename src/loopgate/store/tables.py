@@ -118,6 +118,8 @@ logs = Table(
     Column("duration", Float, nullable=True),
     Column("prompt_cost", Float, nullable=True),
     Column("output_cost", Float, nullable=True),
+    # Retries of the upstream call behind a generated log (null for logs posted to /logs).
+    Column("provider_retries", Integer, nullable=True),
     Index("ix_logs_project_created", "project_id", "created_at"),
     Index("ix_logs_session", "session_id"),
     Index("ix_logs_parent", "parent_id"),

@@ -35,7 +35,7 @@ _INSERT_LOG, _LOG_VALUES = str(tables.logs.insert().compile(dialect=_DIALECT)).s
 _INSERT_BLOB, _BLOB_VALUES = "INSERT OR IGNORE INTO blobs (hash, data)", "(?, ?)"
 # Rows per INSERT statement: one multi-row statement instead of executemany, whose per-row GIL release
 # makes the writer thread queue behind a busy event loop for every row (measured: 15 ms vs 4 ms for 10
-# rows at a 1 ms switch interval). 200 rows x 29 columns stays far below SQLite's 32,766 variables.
+# rows at a 1 ms switch interval). 200 rows x 30 columns stays far below SQLite's 32,766 variables.
 _ROWS_PER_STATEMENT = 200
 
 
