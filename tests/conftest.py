@@ -5,6 +5,7 @@ Servers are started as subprocesses, exactly as users start them, and driven ove
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -91,6 +92,20 @@ class Server:
 
     def client(self, key: str | None = None) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"X-API-KEY": key or self.api_key}, timeout=30.0)
+
+
+@contextlib.contextmanager
+def serving(*servers: Server) -> Iterator[None]:
+    """Starts the servers in order; stops every one that started, whatever happens."""
+    started: list[Server] = []
+    try:
+        for server in servers:
+            server.start()
+            started.append(server)
+        yield
+    finally:
+        for server in started:
+            server.stop()
 
 
 def make_server(tmp_path: Path, **env: str) -> Server:

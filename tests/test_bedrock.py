@@ -19,7 +19,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from .conftest import Server, make_server
+from .conftest import Server, make_server, serving
 from .helpers import db_rows, sse_events, unique
 from .loopback import Loopback, Received, Reply, running
 
@@ -107,15 +107,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory, upstream: Loopback) -> Ite
         **common,
     )
     keyless = make_server(tmp_path_factory.mktemp("bedrock-nokey"), **common)
-    started = []
-    try:
-        for server in (keyed, keyless):
-            server.start()
-            started.append(server)
+    with serving(keyed, keyless):
         yield {"keyed": keyed, "keyless": keyless}
-    finally:
-        for server in started:
-            server.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from loopgate import tokens
 from loopgate.store import content
 
-from .conftest import Server, make_server
+from .conftest import Server, make_server, serving
 from .helpers import db_rows, sse_events, unique
 from .loopback import Loopback, Reply, running
 
@@ -42,15 +42,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory, upstream: Loopback) -> Ite
         LOOPGATE_GOOGLE_API_KEY=KEY,
     )
     keyless = make_server(tmp_path_factory.mktemp("google-nokey"), LOOPGATE_GOOGLE_BASE_URL=upstream.url)
-    started = []
-    try:
-        for server in (keyed, keyless):
-            server.start()
-            started.append(server)
+    with serving(keyed, keyless):
         yield {"keyed": keyed, "keyless": keyless}
-    finally:
-        for server in started:
-            server.stop()
 
 
 @pytest.fixture

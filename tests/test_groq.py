@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Server, make_server
+from .conftest import Server, make_server, serving
 from .helpers import db_rows, sse_events, unique
 from .loopback import Loopback, Reply, running, sse
 
@@ -34,15 +34,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory, upstream: Loopback) -> Ite
         tmp_path_factory.mktemp("groq"), LOOPGATE_GROQ_BASE_URL=base, LOOPGATE_GROQ_API_KEY=GROQ_KEY
     )
     keyless = make_server(tmp_path_factory.mktemp("groq-nokey"), LOOPGATE_GROQ_BASE_URL=base)
-    started = []
-    try:
-        for server in (keyed, keyless):
-            server.start()
-            started.append(server)
+    with serving(keyed, keyless):
         yield {"keyed": keyed, "keyless": keyless}
-    finally:
-        for server in started:
-            server.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Server, make_server
+from .conftest import Server, make_server, serving
 from .helpers import db_rows, sse_events, unique
 from .loopback import Loopback, Reply, running, sse
 
@@ -38,15 +38,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory, upstream: Loopback) -> Ite
         LOOPGATE_OPENAI_AZURE_API_VERSION=VERSION,
     )
     bare = make_server(tmp_path_factory.mktemp("azure-bare"))
-    started = []
-    try:
-        for server in (configured, bare):
-            server.start()
-            started.append(server)
+    with serving(configured, bare):
         yield {"configured": configured, "bare": bare}
-    finally:
-        for server in started:
-            server.stop()
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Server, make_server
-from .helpers import db_rows, sse_events, unique
+from tests.conftest import Server, make_server, serving
+from tests.helpers import db_rows, sse_events, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -146,15 +146,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory, upstream: FakeReplicate) -
     keyless = make_server(
         tmp_path_factory.mktemp("replicate-nokey"), LOOPGATE_REPLICATE_BASE_URL=upstream.url
     )
-    started = []
-    try:
-        for server in (keyed, keyless):
-            server.start()
-            started.append(server)
+    with serving(keyed, keyless):
         yield {"keyed": keyed, "keyless": keyless}
-    finally:
-        for server in started:
-            server.stop()
 
 
 @pytest.fixture
