@@ -108,6 +108,45 @@ def serving(*servers: Server) -> Iterator[None]:
             server.stop()
 
 
+FAKELLM = ROOT / ".venv-fakellm" / "bin" / "fakellm"
+FAKELLM_RULES = ROOT / "tests" / "fakellm.yaml"
+
+
+@contextlib.contextmanager
+def fakellm_process(directory: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """fakellm (an OpenAI/Anthropic-shaped upstream nobody on this team wrote) on a free loopback port,
+    serving tests/fakellm.yaml; skips the test when its venv is missing."""
+    if not FAKELLM.exists():
+        pytest.skip("fakellm is not installed: run `make .venv-fakellm/.installed`")
+    port = free_port()
+    with (directory / "fakellm.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(FAKELLM),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--config",
+                str(FAKELLM_RULES),
+            ],
+            cwd=directory,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/_fakellm/stats", process=process)
+        yield port, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def make_server(tmp_path: Path, **env: str) -> Server:
     database = tmp_path / "loopgate.db"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LOOPGATE_")}

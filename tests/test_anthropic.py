@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,14 +22,12 @@ from loopgate.providers.anthropic_wire import build_request
 from loopgate.providers.base import GenerationCall
 from loopgate.store import content
 
-from .conftest import ROOT, Server, free_port, make_server, wait_for_http
+from .conftest import Server, fakellm_process, make_server
 from .helpers import db_rows, sse_events, unique
 from .loopback import Loopback, Reply, running
 
 pytestmark = pytest.mark.e2e
 
-FAKELLM = ROOT / ".venv-fakellm" / "bin" / "fakellm"
-RULES = Path(__file__).resolve().parent / "fakellm.yaml"
 KEY = "sk-ant-loopgate-test"
 MODEL = "claude-sonnet-4-5"
 STREAM_TEXT = "The quick brown fox jumps over the lazy dog."
@@ -90,23 +86,8 @@ def fingerprint(body: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def fakellm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not FAKELLM.exists():
-        pytest.skip("fakellm is not installed: run `make .venv-fakellm/.installed`")
-    directory = tmp_path_factory.mktemp("fakellm-anthropic")
-    port = free_port()
-    with (directory / "fakellm.log").open("wb") as log:
-        process = subprocess.Popen(
-            [str(FAKELLM), "serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(RULES)],
-            cwd=directory,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/_fakellm/stats", process=process)
+    with fakellm_process(tmp_path_factory.mktemp("fakellm-anthropic")) as (port, _process):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

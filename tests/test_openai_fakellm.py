@@ -33,12 +33,10 @@ from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.openai_chat import OpenAIChatAdapter
 from loopgate.store import content
 
-from .conftest import ROOT, Server, free_port, make_server, wait_for_http
+from .conftest import Server, fakellm_process, make_server
 
 pytestmark = pytest.mark.e2e
 
-FAKELLM = ROOT / ".venv-fakellm" / "bin" / "fakellm"
-RULES = Path(__file__).resolve().parent / "fakellm.yaml"
 # Sent as provider_api_keys.openai on every request of this module; it must never reach the database.
 SECRET_KEY = f"sk-loopgate-test-{uuid.uuid4().hex}"
 
@@ -166,27 +164,8 @@ class FakeLLM:
 
 @pytest.fixture(scope="module")
 def fakellm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeLLM]:
-    if not FAKELLM.exists():
-        pytest.skip("fakellm is not installed: run `make .venv-fakellm/.installed`")
-    directory = tmp_path_factory.mktemp("fakellm")
-    port = free_port()
-    with (directory / "fakellm.log").open("wb") as log:
-        process = subprocess.Popen(
-            [str(FAKELLM), "serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(RULES)],
-            cwd=directory,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/_fakellm/stats", process=process)
+    with fakellm_process(tmp_path_factory.mktemp("fakellm")) as (port, process):
         yield FakeLLM(port, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @contextlib.contextmanager
