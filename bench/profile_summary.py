@@ -22,7 +22,7 @@ _FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^():]+)(?::\d+)?\)$")
 STAGES = [
     ("store: group commit (SQLAlchemy, aiosqlite)", ("GroupCommitWriter._run", "loopgate/store/writer.py")),
     ("store: reads (auth key, project, config)", ("loopgate/store/repository.py",)),
-    ("provider: upstream HTTP call (aiohttp)", ("OpenAIChatAdapter._post", "_stream_once")),
+    ("provider: upstream HTTP call", ("loopgate/providers/http_client.py", "Upstream.post", "_stream_once")),
     ("provider: build request / parse answer", ("loopgate/providers/",)),
     ("service: prepare (project, config, template)", ("Preparer.",)),
     ("service: log rows, ids, response body", ("loopgate/service/", "loopgate/ids.py")),

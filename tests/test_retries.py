@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from loopgate.config import Settings
@@ -16,6 +15,7 @@ from loopgate.errors import UpstreamConnectionError, UpstreamStatusError
 from loopgate.providers.anthropic_messages import AnthropicMessagesAdapter
 from loopgate.providers.base import GenerationCall, StreamDelta, StreamEnd
 from loopgate.providers.http import UpstreamHTTP
+from loopgate.providers.http_client import ClientConnectionError, ClientPayloadError, ServerDisconnectedError
 from loopgate.providers.openai_chat import OpenAIChatAdapter
 from loopgate.providers.retry import RetryPolicy
 
@@ -152,10 +152,10 @@ def test_retry_after_replaces_backoff_up_to_the_cap() -> None:
 
 
 def test_what_else_is_retried() -> None:
-    assert FAST.delay(0, aiohttp.ServerDisconnectedError()) is not None
-    assert FAST.delay(0, aiohttp.ClientConnectionError()) is not None
+    assert FAST.delay(0, ServerDisconnectedError()) is not None
+    assert FAST.delay(0, ClientConnectionError()) is not None
     assert FAST.delay(0, TimeoutError()) is None
-    assert FAST.delay(0, aiohttp.ClientPayloadError()) is None
+    assert FAST.delay(0, ClientPayloadError()) is None
     assert FAST.delay(0, ValueError()) is None
     assert RetryPolicy(max_retries=0).delay(0, status(503)) is None
 

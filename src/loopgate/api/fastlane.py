@@ -8,6 +8,7 @@ it skips them: the body is validated by pydantic directly from bytes, the key is
 
 import logging
 
+import orjson
 from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
@@ -20,6 +21,7 @@ from loopgate.schemas.chat import ChatRequest
 
 _log = logging.getLogger("loopgate.api")
 _PATH = "/v4/chat"
+_JSON = (b"content-type", b"application/json")
 
 
 class ChatFastLane:
@@ -40,6 +42,13 @@ class ChatFastLane:
         try:
             org_id = await authenticate(state.store, key)
             request = ChatRequest.model_validate_json(body)
+            if not request.stream:
+                # The common case, sent without a Response object: two sends with prebuilt headers.
+                answer = orjson.dumps(await state.generation.chat(org_id, request))
+                headers = [(b"content-length", str(len(answer)).encode()), _JSON]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": answer})
+                return
             response = await respond(state.generation, org_id, request)
         except LoopgateError as exc:
             response = error_response(exc)

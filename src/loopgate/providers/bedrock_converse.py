@@ -15,13 +15,11 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer
-from yarl import URL
 
 from loopgate.errors import (
     ProviderError,
@@ -42,6 +40,7 @@ from loopgate.providers.base import (
 )
 from loopgate.providers.bedrock_wire import generation, tool_config, usage_of, wire_messages
 from loopgate.providers.http import UpstreamHTTP
+from loopgate.providers.http_client import ClientError, Response
 from loopgate.providers.retry import NO_RETRY, RetryPolicy, send
 from loopgate.providers.streams import merge, total_usage
 from loopgate.providers.wire import error_message, parse_object, status_error, tool_arguments
@@ -130,7 +129,7 @@ class BedrockConverseAdapter:
 
     def _signed(
         self, call: GenerationCall, action: str, data: bytes, accept: str
-    ) -> tuple[URL, dict[str, str]]:
+    ) -> tuple[str, dict[str, str]]:
         """The URL (sent exactly as signed) and the SigV4-signed headers of one call."""
         credentials = self._credentials(call)
         url = f"{self._base}/model/{quote(call.model, safe='')}/{action}"
@@ -143,9 +142,9 @@ class BedrockConverseAdapter:
             self._region,
         )
         signer.add_auth(request)
-        return URL(url, encoded=True), dict(request.headers.items())
+        return url, dict(request.headers.items())
 
-    async def _send(self, url: URL, data: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
+    async def _send(self, url: str, data: bytes, headers: dict[str, str]) -> Response:
         origin = self.display_name
         return await send(
             self._http,
@@ -171,7 +170,7 @@ class BedrockConverseAdapter:
         usage = total_usage(usage_of(response.get("usage")) for response in responses)
         return ProviderResult(generations=generations, request=request, responses=responses, usage=usage)
 
-    async def _post(self, url: URL, data: bytes, headers: dict[str, str]) -> JSON:
+    async def _post(self, url: str, data: bytes, headers: dict[str, str]) -> JSON:
         try:
             async with await self._send(url, data, headers) as response:
                 raw = await response.read()
@@ -179,11 +178,11 @@ class BedrockConverseAdapter:
             raise UpstreamTimeout(
                 f"{self.display_name} did not answer in time", origin=self.display_name
             ) from exc
-        except aiohttp.ClientError as exc:
+        except ClientError as exc:
             raise self._unreachable(url, exc) from exc
         return parse_object(raw, self.display_name)
 
-    def _unreachable(self, url: URL, exc: Exception) -> ProviderError:
+    def _unreachable(self, url: str, exc: Exception) -> ProviderError:
         origin = self.display_name
         return UpstreamConnectionError(f"Could not reach {origin} at {url}: {exc}", origin=origin)
 
@@ -200,13 +199,13 @@ class BedrockConverseAdapter:
         yield StreamEnd(request=request, responses=[a.result() for a in assemblies], usage=usage)
 
     async def _events(
-        self, url: URL, data: bytes, headers: dict[str, str], assembly: "_StreamAssembly"
+        self, url: str, data: bytes, headers: dict[str, str], assembly: "_StreamAssembly"
     ) -> AsyncIterator[StreamDelta]:
         origin = self.display_name
         decoder = EventStreamBuffer()
         try:
             async with await self._send(url, data, headers) as response:
-                async for chunk in response.content.iter_any():
+                async for chunk in response.iter_chunks():
                     decoder.add_data(chunk)
                     for message in decoder:
                         kind = message.headers.get(":message-type")
@@ -226,7 +225,7 @@ class BedrockConverseAdapter:
                             yield delta
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{origin} did not answer in time", origin=origin) from exc
-        except aiohttp.ClientError as exc:
+        except ClientError as exc:
             raise self._unreachable(url, exc) from exc
         if assembly.stop_reason is None:
             raise ProviderError(f"{origin} ended the stream without messageStop", origin=origin)

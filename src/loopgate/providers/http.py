@@ -1,9 +1,9 @@
-"""The one pooled HTTP client every provider adapter shares (aiohttp: measurably faster than httpx on
-the hot path, with keep-alive pooling per upstream host)."""
+"""The one pooled HTTP client every provider adapter shares (``http_client.ConnectionPool``: keep-alive
+connections per upstream host), with the timeouts of each provider."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-import aiohttp
+from loopgate.providers.http_client import ConnectionPool, Response, Timeout
 
 Timeouts = Callable[[str], tuple[float, float]]
 """A provider name to its ``(connect, total)`` seconds (``Settings.timeouts``)."""
@@ -13,32 +13,34 @@ class UpstreamHTTP:
     def __init__(
         self, *, connect_timeout: float, total_timeout: float, timeouts: Timeouts | None = None
     ) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout)
+        self._timeout = Timeout(connect=connect_timeout, total=total_timeout)
         self._timeouts = timeouts
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
 
-    def timeout(self, provider: str) -> aiohttp.ClientTimeout:
-        """The timeout of one request to ``provider`` (passed per request: the session is shared)."""
+    def timeout(self, provider: str) -> Timeout:
+        """The timeout of one request to ``provider`` (passed per request: the pool is shared)."""
         if self._timeouts is None:
             return self._timeout
         connect, total = self._timeouts(provider)
-        return aiohttp.ClientTimeout(total=total, sock_connect=connect)
+        return Timeout(connect=connect, total=total)
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # Created on first use so it binds to the running event loop.
-            connector = aiohttp.TCPConnector(
-                limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                auto_decompress=True,
-                skip_auto_headers={"User-Agent"},
-            )
-        return self._session
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        time_limit: Timeout | None = None,
+    ) -> Response:
+        """Send a request; the answer's body is read from the returned ``Response``, which the caller
+        releases (``async with``). Raises ``http_client.ClientError`` subclasses or ``TimeoutError``."""
+        if self._pool is None:
+            self._pool = ConnectionPool()
+        limit = self._timeout if time_limit is None else time_limit
+        return await self._pool.request(method, url, headers=headers, body=body, time_limit=limit)
 
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

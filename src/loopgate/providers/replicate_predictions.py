@@ -16,8 +16,6 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-import aiohttp
-
 from loopgate.errors import (
     ProviderError,
     ProviderKeyMissing,
@@ -36,6 +34,7 @@ from loopgate.providers.base import (
     Usage,
 )
 from loopgate.providers.http import UpstreamHTTP
+from loopgate.providers.http_client import ClientError
 from loopgate.providers.retry import NO_RETRY, RetryPolicy
 from loopgate.providers.streams import merge, total_usage
 from loopgate.providers.wire import Upstream, error_message, parse_object, status_error
@@ -144,15 +143,15 @@ class ReplicatePredictionsAdapter:
     async def _get(self, url: str, headers: dict[str, str]) -> JSON:
         origin = self.display_name
         try:
-            async with self._http.session.get(
-                url, headers=headers, timeout=self._http.timeout(self.name)
+            async with await self._http.request(
+                "GET", url, headers=headers, time_limit=self._http.timeout(self.name)
             ) as response:
                 raw = await response.read()
                 if response.status >= 400:
                     raise status_error(origin, response.status, raw, response.headers)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{origin} did not answer in time", origin=origin) from exc
-        except aiohttp.ClientError as exc:
+        except ClientError as exc:
             raise _unreachable(origin, url, exc) from exc
         return parse_object(raw, origin)
 
@@ -196,12 +195,12 @@ class ReplicatePredictionsAdapter:
         stream_headers = {**headers, "Accept": "text/event-stream", "Cache-Control": "no-store"}
         origin = self.display_name
         try:
-            async with self._http.session.get(
-                stream_url, headers=stream_headers, timeout=self._http.timeout(self.name)
+            async with await self._http.request(
+                "GET", stream_url, headers=stream_headers, time_limit=self._http.timeout(self.name)
             ) as response:
                 if response.status >= 400:
                     raise status_error(origin, response.status, await response.read(), response.headers)
-                async for event, data in _sse(response.content):
+                async for event, data in _sse(response.iter_lines()):
                     assembly.chunks += 1
                     if event == "output":
                         assembly.text.append(data)
@@ -221,7 +220,7 @@ class ReplicatePredictionsAdapter:
                         break
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{origin} did not answer in time", origin=origin) from exc
-        except aiohttp.ClientError as exc:
+        except ClientError as exc:
             raise _unreachable(origin, stream_url, exc) from exc
         if assembly.done is None:
             raise ProviderError(f"{origin} ended the stream without a done event", origin=origin)
@@ -278,10 +277,10 @@ def _json_or_text(data: str) -> Any:
         return data
 
 
-async def _sse(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str, str]]:
+async def _sse(lines: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, str]]:
     """(event, data) of each server-sent event; multi-line data joined with newlines, as the spec says."""
     event, data = "message", list[str]()
-    async for raw in content:
+    async for raw in lines:
         line = raw.decode("utf-8").rstrip("\r\n")
         if not line:
             if data:

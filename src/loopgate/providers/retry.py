@@ -24,12 +24,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import aiohttp
-from yarl import URL
-
 from loopgate.config import Settings
 from loopgate.errors import UpstreamStatusError
 from loopgate.providers.http import UpstreamHTTP
+from loopgate.providers.http_client import ClientConnectionError, ClientError, Response, Timeout
 
 log = logging.getLogger("loopgate.providers")
 
@@ -68,7 +66,7 @@ class RetryPolicy:
             told = _seconds(error.retry_after)
             if told is not None:
                 return told if told <= self.max_delay else None
-        elif isinstance(error, TimeoutError) or not isinstance(error, aiohttp.ClientConnectionError):
+        elif isinstance(error, TimeoutError) or not isinstance(error, ClientConnectionError):
             return None
         backoff = min(self.max_delay, self.base_delay * 2.0**attempt)
         return backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
@@ -116,30 +114,29 @@ async def counted(events: AsyncGenerator[_T, None], count: RetryCount) -> AsyncG
 
 async def send(
     http: UpstreamHTTP,
-    url: str | URL,  # a URL(..., encoded=True) is sent exactly as built (SigV4 signs the path's encoding)
+    url: str,  # sent exactly as given (SigV4 signs the path's encoding)
     body: bytes,
     headers: Mapping[str, str],
     *,
     policy: RetryPolicy,
     origin: str,
     status_error: StatusError,
-    request_timeout: aiohttp.ClientTimeout | None = None,
-) -> aiohttp.ClientResponse:
+    request_timeout: Timeout | None = None,
+) -> Response:
     """POST ``body`` until the answer's status is a success or the policy gives up; the caller reads the
     returned response and releases it (``async with``). Failures are raised as they are: an
-    ``UpstreamStatusError`` from ``status_error``, or aiohttp's own exceptions for the caller to map.
-    ``request_timeout`` bounds each attempt, body included (the session's default when None)."""
+    ``UpstreamStatusError`` from ``status_error``, or the HTTP client's own (``http_client.ClientError``,
+    ``TimeoutError``) for the caller to map. ``request_timeout`` bounds each attempt, body included (the
+    client's default when None)."""
     attempt = 0
     while True:
         try:
-            session = http.session
-            timeout = session.timeout if request_timeout is None else request_timeout
-            response = await session.post(url, data=body, headers=headers, timeout=timeout)
+            response = await http.request("POST", url, headers=headers, body=body, time_limit=request_timeout)
             if response.status < 400:
                 return response
             async with response:
                 raise status_error(response.status, await response.read(), response.headers)
-        except (UpstreamStatusError, aiohttp.ClientError) as exc:
+        except (UpstreamStatusError, ClientError) as exc:
             wait = policy.delay(attempt, exc)
             if wait is None:
                 raise

@@ -71,10 +71,11 @@ def build(name: str, upstream: DeclaredUpstream, settings: Settings, http: Upstr
 
 def route(providers: dict[str, Provider], settings: Settings, http: UpstreamHTTP) -> dict[str, Provider]:
     """``providers`` with each one that has declared upstreams wrapped in an ``UpstreamRouter``; one adapter
-    per upstream, built once at start."""
+    per upstream, built once, with its provider."""
     routes: dict[str, dict[str, Provider]] = {}
     for name, upstream in settings.upstreams.items():
-        routes.setdefault(upstream.provider.value, {})[name] = build(name, upstream, settings, http)
+        if upstream.provider.value in providers:
+            routes.setdefault(upstream.provider.value, {})[name] = build(name, upstream, settings, http)
     return {
         name: UpstreamRouter(provider, routes[name]) if name in routes else provider
         for name, provider in providers.items()

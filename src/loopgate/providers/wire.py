@@ -7,7 +7,6 @@ headers kept; never classified by message text). The one place an upstream failu
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
 from loopgate.errors import (
@@ -19,6 +18,7 @@ from loopgate.errors import (
 )
 from loopgate.providers.base import JSON, GenerationCall
 from loopgate.providers.http import UpstreamHTTP
+from loopgate.providers.http_client import ClientError, Response, Timeout
 from loopgate.providers.retry import NO_RETRY, RetryPolicy, send
 
 _KEPT_HEADERS = ("retry-after", "x-request-id", "request-id", "x-goog-request-id", "x-trace-id")
@@ -79,7 +79,7 @@ def parse_object(raw: bytes, origin: str) -> JSON:
 
 
 class Upstream:
-    """One upstream endpoint family: the shared session, the origin named in errors, the retry policy
+    """One upstream endpoint family: the shared HTTP client, the origin named in errors, the retry policy
     (retries happen only before a success status, so a started stream is never sent twice)."""
 
     def __init__(
@@ -88,15 +88,15 @@ class Upstream:
         origin: str,
         retry: RetryPolicy = NO_RETRY,
         body_error: BodyError | None = None,
-        timeout: aiohttp.ClientTimeout | None = None,
+        timeout: Timeout | None = None,
     ) -> None:
         self._http = http
         self.origin = origin
         self._retry = retry
         self._body_error = body_error
-        self._timeout = timeout  # the provider's (``UpstreamHTTP.timeout``); None: the session's default
+        self._timeout = timeout  # the provider's (``UpstreamHTTP.timeout``); None: the client's default
 
-    async def _send(self, url: str, body: JSON, headers: dict[str, str]) -> aiohttp.ClientResponse:
+    async def _send(self, url: str, body: JSON, headers: dict[str, str]) -> Response:
         return await send(
             self._http,
             url,
@@ -114,7 +114,7 @@ class Upstream:
                 raw = await response.read()
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{self.origin} did not answer in time", origin=self.origin) from exc
-        except aiohttp.ClientError as exc:
+        except ClientError as exc:
             raise self._unreachable(url, exc) from exc
         return self._parse(raw)  # an error in a 200 body is not retried: asking again gets the same
 
@@ -122,7 +122,7 @@ class Upstream:
         """The JSON objects of an SSE stream's ``data:`` lines, in order, as they arrive."""
         try:
             async with await self._send(url, body, headers) as response:
-                async for line in response.content:
+                async for line in response.iter_lines():
                     if not line.startswith(b"data:"):
                         continue
                     payload = line[5:].strip()
@@ -132,7 +132,7 @@ class Upstream:
                         yield self._parse(payload)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{self.origin} did not answer in time", origin=self.origin) from exc
-        except aiohttp.ClientError as exc:
+        except ClientError as exc:
             raise self._unreachable(url, exc) from exc
 
     def _parse(self, raw: bytes) -> JSON:

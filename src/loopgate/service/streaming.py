@@ -23,6 +23,9 @@ from loopgate.service import records, shapes
 from loopgate.service.prepare import Prepared
 from loopgate.store.writers import LogWriter
 
+_HOLE = "\x00loopgate-delta\x00"  # cannot occur in ids or config ids
+_ENCODED_HOLE = orjson.dumps(_HOLE)
+
 
 class _SampleState:
     __slots__ = ("finish_reason", "parts", "tool_calls")
@@ -72,6 +75,7 @@ class GenerationStream:
         self._ids = [ids.new_id(ids.LOG) for _ in range(n)]
         self._states = [_SampleState() for _ in range(n)]
         self._end: StreamEnd | None = None
+        self._templates: dict[int, list[bytes]] = {}
         self._head: dict[str, Any] = {
             "project_id": prepared.project_id,
             "session_id": prepared.session_id,
@@ -112,8 +116,14 @@ class GenerationStream:
             await self._events.aclose()
 
     def _event(self, index: int, text: str) -> bytes:
-        item = shapes.delta_item(self._prepared, self._ids[index], index, text)
-        return b"data: " + orjson.dumps({**self._head, "data": [item]}) + b"\n\n"
+        # Only the text changes from one delta event of a sample to the next: the event is rendered once
+        # around a placeholder, and each delta is the encoded text spliced into the hole(s) it left.
+        pieces = self._templates.get(index)
+        if pieces is None:
+            item = shapes.delta_item(self._prepared, self._ids[index], index, _HOLE)
+            rendered = b"data: " + orjson.dumps({**self._head, "data": [item]}) + b"\n\n"
+            pieces = self._templates[index] = rendered.split(_ENCODED_HOLE)
+        return orjson.dumps(text).join(pieces)
 
     def _final_event(self, sample: records.Sample, usage: Any) -> bytes:
         item = shapes.data_item(self._prepared, sample)
