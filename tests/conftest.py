@@ -1,6 +1,9 @@
-"""Shared fixtures: a real ``loopgate serve`` process on 127.0.0.1 with its own SQLite file and API key.
+"""Shared fixtures: a real ``loopgate serve`` process on 127.0.0.1 with its own database and API key.
 
-Servers are started as subprocesses, exactly as users start them, and driven over HTTP.
+Servers are started as subprocesses, exactly as users start them, and driven over HTTP. The database is a
+SQLite file, or a fresh database on the session's throwaway PostgreSQL cluster (``tests/postgres.py``):
+a module marked ``@pytest.mark.backends("sqlite", "postgresql")`` runs its tests against a session server
+of each kind.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.postgres import PostgresCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPGATE = [sys.executable, "-m", "loopgate"]
@@ -47,7 +52,8 @@ class Server:
     """A running loopgate: ``url`` is the v4 base (what the SDK calls ``host``)."""
 
     port: int
-    database: Path
+    # The SQLite file, or the PostgreSQL URL of the server's own database (tests/helpers.py reads either).
+    database: Path | str
     env: dict[str, str]
     api_key: str = ""
     process: subprocess.Popen[bytes] | None = None
@@ -70,16 +76,20 @@ class Server:
         args = ["keys", "create", "--org", org] + (["--name", name] if name else [])
         return self.cli(*args).strip().splitlines()[-1]
 
-    def start(self) -> None:
+    @property
+    def backend(self) -> str:
+        return "sqlite" if isinstance(self.database, Path) else "postgresql"
+
+    def start(self, *serve_args: str, timeout: float = 60.0) -> None:
         assert self.log_path is not None
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
-                [*LOOPGATE, "serve", "--port", str(self.port)],
+                [*LOOPGATE, "serve", "--port", str(self.port), *serve_args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_for_http(f"{self.base}/healthz", process=self.process)
+        wait_for_http(f"{self.base}/healthz", timeout=timeout, process=self.process)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -147,12 +157,57 @@ def fakellm_process(directory: Path) -> Iterator[tuple[int, subprocess.Popen[byt
             process.wait()
 
 
-def make_server(tmp_path: Path, **env: str) -> Server:
-    database = tmp_path / "loopgate.db"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("LOOPGATE_")}
-    environment.update(
-        {"LOOPGATE_DATABASE_URL": f"sqlite+aiosqlite:///{database}", "LOOPGATE_LOG_LEVEL": "warning"}
+_cluster: PostgresCluster | None = None
+
+
+def postgres_cluster() -> PostgresCluster:
+    """The session's PostgreSQL cluster, started on first use (stopped in ``pytest_sessionfinish``). Missing
+    binaries fail the test: this image has them, so their absence is a broken setup, not a reason to skip."""
+    global _cluster
+    if _cluster is None:
+        try:
+            cluster = PostgresCluster()
+            cluster.start()
+        except RuntimeError as exc:
+            pytest.fail(f"cannot start the test PostgreSQL cluster: {exc}", pytrace=False)
+        _cluster = cluster
+    return _cluster
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _cluster is not None:
+        _cluster.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "backends(*names): run the module's session-server tests on each (sqlite, postgresql)"
     )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests of a module marked ``backends(...)`` that use the session ``server`` run once per backend."""
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is not None and "server" in metafunc.fixturenames:
+        metafunc.parametrize("server", list(marker.args), indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresCluster:
+    return postgres_cluster()
+
+
+def make_server(tmp_path: Path, *, backend: str = "sqlite", **env: str) -> Server:
+    """A server (not started yet) with an API key, on a new SQLite file or a new PostgreSQL database."""
+    database: Path | str
+    if backend == "postgresql":
+        database = postgres_cluster().database("server")
+        url = database
+    else:
+        database = tmp_path / "loopgate.db"
+        url = f"sqlite+aiosqlite:///{database}"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LOOPGATE_")}
+    environment.update({"LOOPGATE_DATABASE_URL": url, "LOOPGATE_LOG_LEVEL": "warning"})
     environment.update(env)
     server = Server(port=free_port(), database=database, env=environment, log_path=tmp_path / "server.log")
     server.api_key = server.create_key(name="tests")
@@ -160,10 +215,11 @@ def make_server(tmp_path: Path, **env: str) -> Server:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the whole session (mock provider only): tests must not depend on each other's data,
-    so they use project names of their own."""
-    instance = make_server(tmp_path_factory.mktemp("server"))
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the whole session (mock provider only), per backend: tests must not depend on each
+    other's data, so they use project names of their own."""
+    backend = getattr(request, "param", "sqlite")
+    instance = make_server(tmp_path_factory.mktemp(f"server-{backend}"), backend=backend)
     instance.start()
     yield instance
     instance.stop()

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from tests.postgres import pg_rows
+
 
 def unique(prefix: str = "p") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
@@ -28,16 +30,21 @@ def sse_events(raw: str) -> list[dict[str, Any]]:
     return [orjson.loads(line[6:]) for line in raw.splitlines() if line.startswith("data: ")]
 
 
-def db_rows(database: Path, query: str, *params: Any) -> list[sqlite3.Row]:
+def db_rows(database: Path | str, query: str, *params: Any) -> list[Any]:
+    """Rows of one statement (``?`` placeholders) run on a server's SQLite file or PostgreSQL database;
+    either kind of row reads by column name (``row["id"]``), by position, and as ``dict(row)``."""
+    if isinstance(database, str):
+        return pg_rows(database, query, params)
     connection = sqlite3.connect(database)
     connection.row_factory = sqlite3.Row
     try:
-        return connection.execute(query, params).fetchall()
+        with connection:  # commits a write, so helpers may also change rows
+            return connection.execute(query, params).fetchall()
     finally:
         connection.close()
 
 
-def log_row(database: Path, log_id: str) -> sqlite3.Row | None:
+def log_row(database: Path | str, log_id: str) -> Any:
     rows = db_rows(database, "SELECT * FROM logs WHERE id = ?", log_id)
     return rows[0] if rows else None
 

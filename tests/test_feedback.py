@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import Server
 from tests.helpers import db_rows, log_body, unique
 
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
+
 
 @pytest.fixture(scope="module")
 def other(server: Server) -> Iterator[httpx.Client]:
@@ -40,17 +42,12 @@ def give(client: httpx.Client, body: Any) -> Any:
 
 def define_types(server: Server, project_id: str, types: list[dict[str, Any]]) -> None:
     """A project's custom feedback types, as ``POST /projects/{id}/feedback-types`` stores them."""
-    import sqlite3
-
-    connection = sqlite3.connect(server.database)
-    try:
-        with connection:
-            connection.execute(
-                "UPDATE projects SET feedback_types = ? WHERE id = ?",
-                (orjson.dumps(types).decode(), project_id),
-            )
-    finally:
-        connection.close()
+    db_rows(
+        server.database,
+        "UPDATE projects SET feedback_types = ? WHERE id = ?",
+        orjson.dumps(types).decode(),
+        project_id,
+    )
 
 
 def test_one_item_answers_one_response_and_shows_on_the_log(client: httpx.Client) -> None:

@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import Server
 from tests.helpers import MOCK_CONFIG, chat_body, log_body, log_row, unique
 
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
+
 LONG_TEXT = "a long input value that is stored once as a content blob: " + "zebra-crossing " * 6
 
 

@@ -11,6 +11,8 @@ import pytest
 from tests.conftest import Server
 from tests.helpers import chat_body, db_rows, unique
 
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
+
 MOCK = {"provider": "mock", "model": "mock-1"}
 PROJECT_KEYS = {
     "id",

@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import Server
 from tests.helpers import chat_body, log_body, unique
 
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
+
 
 @pytest.fixture(scope="module")
 def other(server: Server) -> Iterator[httpx.Client]:

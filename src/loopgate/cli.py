@@ -1,15 +1,21 @@
-"""``loopgate serve | keys create | migrate``. With config.py, the only place that reads the environment."""
+"""``loopgate serve | keys create | migrate | prune``. With config.py, the only place that reads the
+environment."""
 
 import argparse
 import asyncio
 import logging
 import sys
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from loopgate.config import Settings
+from loopgate.store import tables
 from loopgate.store.db import create_engine, migrate
 from loopgate.store.repository import DEFAULT_ORGANIZATION, Store
+from loopgate.store.retention import parse_age, prune
 from loopgate.store.writers import create_writer
 
 
@@ -61,6 +67,63 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+async def _prune(settings: Settings, args: argparse.Namespace) -> str:
+    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        project_id = await _project_id(engine, args.project) if args.project else None
+        before = datetime.now(UTC) - args.older_than
+        done = await prune(engine, before=before, project_id=project_id, batch_size=args.batch_size)
+    finally:
+        await engine.dispose()
+    scope = f" of project {project_id}" if project_id else ""
+    return (
+        f"Deleted {done.logs} logs{scope} created before {before.isoformat(timespec='seconds')}, "
+        f"{done.feedback} feedback records and {done.blobs} content blobs no log uses any more."
+    )
+
+
+async def _project_id(engine: AsyncEngine, name_or_id: str) -> str:
+    projects = tables.projects
+    query = select(projects.c.id).where(or_(projects.c.id == name_or_id, projects.c.name == name_or_id))
+    async with engine.connect() as connection:
+        found = [str(value) for value in (await connection.execute(query)).scalars()]
+    if name_or_id in found:
+        return name_or_id
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise _UsageError(f"no project has the id or name {name_or_id!r}")
+    raise _UsageError(f"several organizations have a project named {name_or_id!r}: pass its id instead")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _prune_command(settings: Settings, args: argparse.Namespace) -> int:
+    migrate(settings.database_url)
+    try:
+        print(asyncio.run(_prune(settings, args)))
+    except _UsageError as exc:
+        print(f"loopgate prune: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _age(value: str) -> timedelta:
+    try:
+        return parse_age(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loopgate", description="Self-hosted Humanloop v4 API server.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +143,18 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate_command = commands.add_parser("migrate", help="apply database migrations")
     migrate_command.set_defaults(handler=_migrate)
+
+    prune_command = commands.add_parser(
+        "prune", help="delete old logs, their feedback and the content only they used, in batches"
+    )
+    prune_command.add_argument(
+        "--older-than", type=_age, required=True, help="age of the logs to delete: 30d, 12h, 2w, ..."
+    )
+    prune_command.add_argument("--project", help="only this project's logs (its name or id)")
+    prune_command.add_argument(
+        "--batch-size", type=_positive, default=5000, help="logs deleted per transaction (default 5000)"
+    )
+    prune_command.set_defaults(handler=_prune_command)
     return parser
 
 

@@ -2,7 +2,9 @@
 
 | variable | default | meaning |
 |---|---|---|
-| LOOPGATE_DATABASE_URL | sqlite+aiosqlite:///./loopgate.db | SQLAlchemy async URL of the store |
+| LOOPGATE_DATABASE_URL | sqlite+aiosqlite:///./loopgate.db | SQLite, or ``postgresql+asyncpg://...`` |
+| LOOPGATE_DATABASE_POOL_SIZE | 10 | PostgreSQL connections each server process keeps open |
+| LOOPGATE_DATABASE_MAX_OVERFLOW | 10 | extra connections a process may open under load, closed when idle |
 | LOOPGATE_HOST / LOOPGATE_PORT | 127.0.0.1 / 8000 | where ``loopgate serve`` listens |
 | LOOPGATE_WORKERS | 1 | server processes |
 | LOOPGATE_OPENAI_API_KEY | (none) | fallback key for provider ``openai`` |
@@ -43,7 +45,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, StringConstraints
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loopgate.schemas.common import ModelProviders
@@ -69,6 +71,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOOPGATE_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./loopgate.db"
+    # Per process: N workers hold up to N x (pool_size + max_overflow) connections. SQLite ignores both.
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

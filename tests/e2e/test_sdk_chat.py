@@ -3,14 +3,13 @@
 The SDK lives in its own virtualenv (``make .venv-sdk/.installed``), so the scenarios in
 ``sdk_scenarios.py`` run as one subprocess with that interpreter against the session's ``loopgate serve``;
 they record what the SDK handed back and these tests assert on it (and, where the promise is about
-storage, on the server's SQLite file).
+storage, on the server's database).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,9 @@ import pytest
 
 from tests.conftest import Server
 from tests.e2e.sdk import result, run_scenarios
+from tests.helpers import db_rows
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.backends("sqlite", "postgresql")]
 
 SCRIPT = Path(__file__).with_name("sdk_scenarios.py")
 MOCK_REPLY = "This is a mock response to: "
@@ -35,14 +35,9 @@ def sdk(server: Server) -> dict[str, Any]:
 
 
 def log_rows(server: Server, *log_ids: str) -> dict[str, dict[str, Any]]:
-    """The stored ``logs`` rows with these ids, read straight from the server's SQLite file."""
-    connection = sqlite3.connect(server.database)
-    try:
-        connection.row_factory = sqlite3.Row
-        marks = ",".join("?" * len(log_ids))
-        rows = connection.execute(f"SELECT * FROM logs WHERE id IN ({marks})", log_ids).fetchall()  # noqa: S608
-    finally:
-        connection.close()
+    """The stored ``logs`` rows with these ids, read straight from the server's database."""
+    marks = ",".join("?" * len(log_ids))
+    rows = db_rows(server.database, f"SELECT * FROM logs WHERE id IN ({marks})", *log_ids)  # noqa: S608
     return {row["id"]: dict(row) for row in rows}
 
 

@@ -18,7 +18,7 @@ from tests.conftest import Server
 from tests.e2e.sdk import result, run_scenarios
 from tests.e2e.test_sdk_chat import CONFIG_ID, LOG_ID, MOCK_REPLY, log_rows
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.backends("sqlite", "postgresql")]
 
 SCRIPT = Path(__file__).with_name("sdk_projects_scenarios.py")
 PROJECT_ID = re.compile(r"^pr_[A-Za-z0-9]{21}$")

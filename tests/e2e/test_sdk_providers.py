@@ -37,11 +37,19 @@ SAMPLE_TEXT = "One sample of several."  # the `samples` rule
 ORIGINS = {"anthropic": "Anthropic", "openai": "OpenAI"}
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory, fakellm: FakeLLM) -> Iterator[Server]:  # noqa: F811
-    """A loopgate server with both upstreams pointed at fakellm and no server-side keys."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def gateway(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    fakellm: FakeLLM,  # noqa: F811
+) -> Iterator[Server]:
+    """A loopgate server with both upstreams pointed at fakellm and no server-side keys, on each backend."""
     with loopgates(
-        tmp_path_factory, f"{fakellm.url}/v1", ["providers"], LOOPGATE_ANTHROPIC_BASE_URL=fakellm.url
+        tmp_path_factory,
+        f"{fakellm.url}/v1",
+        ["providers"],
+        LOOPGATE_ANTHROPIC_BASE_URL=fakellm.url,
+        backend=request.param,
     ) as servers:
         yield servers["providers"]
 

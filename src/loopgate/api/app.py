@@ -39,7 +39,12 @@ def create_app(settings: Settings | None = None) -> ChatFastLane:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        engine = create_engine(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         writer = create_writer(
             engine,
             settings.database_url,

@@ -20,9 +20,24 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
+def is_postgres(url: str) -> bool:
+    return url.startswith("postgresql")
+
+
+def create_engine(
+    url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10, max_overflow: int = 10
+) -> AsyncEngine:
+    """The async engine of ``url``. ``pool_size`` and ``max_overflow`` bound each process's connections to a
+    server database (PostgreSQL): N workers hold at most N x (pool_size + max_overflow) connections."""
     if not is_sqlite(url):
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            # A connection PostgreSQL (or a proxy in front of it) closed while idle is replaced, not reused.
+            pool_recycle=1800,
+        )
     engine = create_async_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -167,15 +167,16 @@ class LogStore:
         """One page of a project's logs, newest first unless ``sorts`` says otherwise, and the total."""
         async with self._engine.connect() as connection:
             conditions = [_logs.c.org_id == org_id, *await self._conditions(connection, where)]
-            needs_config = bool(where.models) or any(sort.column == "model" for sort in sorts)
+            needs_config = any(sort.column == "model" for sort in sorts)
             base = _logs.outerjoin(tables.model_configs, tables.model_configs.c.id == _logs.c.config_id)
-            counted = select(func.count()).select_from(base if needs_config else _logs).where(*conditions)
+            # The total never needs the config join: the model filter is a subquery on config ids.
+            counted = select(func.count()).select_from(_logs).where(*conditions)
             total = int((await connection.execute(counted)).scalar_one())
             order = [self._sort_key(sort) for sort in sorts]
             order += [_logs.c.created_at.desc(), _logs.c.id.desc()]
             query = (
                 select(_logs.c.id)
-                .select_from(base)
+                .select_from(base if needs_config else _logs)
                 .where(*conditions)
                 .order_by(*order)
                 .limit(size)
@@ -250,11 +251,21 @@ class LogStore:
         if where.sources:
             conditions.append(_logs.c.source.in_(where.sources))
         if where.models:
-            conditions.append(self._json_text(tables.model_configs.c.body, "model").in_(where.models))
+            # The project's few config versions of those models, then their logs by the config index:
+            # reading the model out of each log's joined config would touch every log of the project.
+            configs = tables.model_configs
+            conditions.append(
+                _logs.c.config_id.in_(
+                    select(configs.c.id).where(
+                        configs.c.project_id == where.project_id,
+                        self._json_text(configs.c.body, "model").in_(where.models),
+                    )
+                )
+            )
         for feedback_type, values in where.feedback.items():
             # Stored values are JSON: the label "good" is '"good"', the number 5 is '5'.
             encoded = {orjson.dumps(value).decode() for value in values} | set(values)
-            conditions.append(_latest_feedback(feedback_type).in_(sorted(encoded)))
+            conditions.append(_logs.c.id.in_(_latest_feedback_among(feedback_type, sorted(encoded))))
         if where.metadata_search:
             pattern = like_pattern(json_escaped(where.metadata_search))
             conditions.append(_logs.c.metadata.ilike(pattern, escape="\\"))
@@ -289,6 +300,28 @@ def _latest_feedback(feedback_type: str) -> Any:
         .order_by(recorded.c.created_at.desc(), recorded.c.id.desc())
         .limit(1)
         .scalar_subquery()
+    )
+
+
+def _latest_feedback_among(feedback_type: str, values: list[str]) -> Any:
+    """Ids of the logs whose most recent feedback of this type is one of ``values``: a pass over that
+    type's feedback rows (few), instead of a lookup per log of the project (many)."""
+    recorded = tables.feedback.alias("recorded")
+    newer = tables.feedback.alias("newer")
+    superseded = (
+        select(newer.c.id)
+        .where(
+            newer.c.log_id == recorded.c.log_id,
+            newer.c.type == recorded.c.type,
+            or_(
+                newer.c.created_at > recorded.c.created_at,
+                and_(newer.c.created_at == recorded.c.created_at, newer.c.id > recorded.c.id),
+            ),
+        )
+        .exists()
+    )
+    return select(recorded.c.log_id).where(
+        recorded.c.type == feedback_type, recorded.c.value.in_(values), ~superseded
     )
 
 

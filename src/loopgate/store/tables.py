@@ -83,6 +83,7 @@ sessions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("org_id", "reference_id", name="uq_sessions_org_reference"),
+    Index("ix_sessions_org_created", "org_id", "created_at"),
 )
 
 logs = Table(
@@ -120,11 +121,14 @@ logs = Table(
     Column("output_cost", Float, nullable=True),
     # Retries of the upstream call behind a generated log (null for logs posted to /logs).
     Column("provider_retries", Integer, nullable=True),
-    Index("ix_logs_project_created", "project_id", "created_at"),
-    Index("ix_logs_session", "session_id"),
+    # What each index serves: migrations/versions/0004_list_indexes.py. PostgreSQL also gets trigram
+    # indexes on logs.output and blobs.data there (for search), which SQLite has no use for.
+    Index("ix_logs_project_org_created", "project_id", "org_id", "created_at", "id"),
+    Index("ix_logs_session_created", "session_id", "created_at"),
     Index("ix_logs_parent", "parent_id"),
     Index("uq_logs_org_reference", "org_id", "reference_id", unique=True),
-    Index("ix_logs_config", "config_id"),
+    Index("ix_logs_config_created", "config_id", "created_at"),
+    Index("ix_logs_created", "created_at"),
 )
 
 environments = Table(
@@ -159,7 +163,7 @@ feedback = Table(
     Column("value", Text, nullable=True),  # JSON: label, text, number, bool or list of labels
     Column("user", String(255), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Index("ix_feedback_log", "log_id"),
+    Index("ix_feedback_log_type_created", "log_id", "type", "created_at"),
     Index("ix_feedback_org_type", "org_id", "type"),
 )
 

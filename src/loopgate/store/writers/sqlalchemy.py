@@ -1,4 +1,10 @@
-"""The group-commit log writer over a SQLAlchemy async engine (any backend)."""
+"""The group-commit log writer over a SQLAlchemy async engine (any backend; PostgreSQL in production).
+
+Each batch takes a pooled connection for its one transaction -- blobs first with ON CONFLICT DO NOTHING,
+then every log row in one executemany (asyncpg pipelines it: one round trip per batch, not per row) -- and
+gives it back, so a connection the server dropped costs one failed batch (retried item by item on a fresh
+connection), not every batch after it.
+"""
 
 import asyncio
 import logging
@@ -11,6 +17,13 @@ from loopgate.store import tables
 from loopgate.store.queries import insert_ignore
 
 _log = logging.getLogger("loopgate.writer")
+_COLUMNS = [column.name for column in tables.logs.columns]
+
+
+def _complete(log: dict[str, Any]) -> dict[str, Any]:
+    """Every column, NULL where the row does not name it: executemany compiles one statement from the first
+    row's keys, and rows from different paths (chat, POST /logs) name different optional columns."""
+    return {name: log.get(name) for name in _COLUMNS}
 
 
 @dataclass(slots=True)
@@ -47,34 +60,33 @@ class SQLAlchemyLogWriter:
         return item.future
 
     async def _run(self) -> None:
-        async with self._engine.connect() as connection:
-            stopping = False
-            while not stopping:
-                first = await self._queue.get()
-                batch: list[_Item] = []
-                if first is None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            batch: list[_Item] = []
+            if first is None:
+                stopping = True
+            else:
+                batch.append(first)
+            while len(batch) < self._max_batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
                     stopping = True
-                else:
-                    batch.append(first)
-                while len(batch) < self._max_batch and not self._queue.empty():
-                    item = self._queue.get_nowait()
-                    if item is None:
-                        stopping = True
-                        continue
-                    batch.append(item)
-                if batch:
-                    await self._commit(connection, batch)
+                    continue
+                batch.append(item)
+            if batch:
+                await self._commit(batch)
 
-    async def _commit(self, connection: AsyncConnection, batch: list[_Item]) -> None:
+    async def _commit(self, batch: list[_Item]) -> None:
         try:
-            await self._transaction(connection, batch)
+            await self._transaction(batch)
         except Exception:
             _log.warning(
                 "group commit of %d items failed; retrying them one by one", len(batch), exc_info=True
             )
             for item in batch:
                 try:
-                    await self._transaction(connection, [item])
+                    await self._transaction([item])
                 except Exception as exc:
                     _settle(item.future, exc)
                 else:
@@ -84,22 +96,23 @@ class SQLAlchemyLogWriter:
         for item in batch:
             _settle(item.future, None)
 
-    async def _transaction(self, connection: AsyncConnection, batch: list[_Item]) -> None:
-        try:
-            blobs: dict[str, str] = {}
-            logs: list[dict[str, Any]] = []
-            for item in batch:
-                blobs.update(item.blobs)
-                logs.extend(item.logs)
-            if blobs:
-                rows = [{"hash": digest, "data": text} for digest, text in blobs.items()]
-                await connection.execute(insert_ignore(connection, tables.blobs), rows)
-            if logs:
-                await connection.execute(tables.logs.insert(), logs)
-            await connection.commit()
-        except BaseException:
-            await connection.rollback()
-            raise
+    async def _transaction(self, batch: list[_Item]) -> None:
+        blobs: dict[str, str] = {}
+        logs: list[dict[str, Any]] = []
+        for item in batch:
+            blobs.update(item.blobs)
+            logs.extend(_complete(log) for log in item.logs)
+        async with self._engine.begin() as connection:
+            await _insert(connection, blobs, logs)
+
+
+async def _insert(connection: AsyncConnection, blobs: dict[str, str], logs: list[dict[str, Any]]) -> None:
+    if blobs:
+        # Sorted: two processes inserting overlapping blobs lock them in the same order, never deadlock.
+        rows = [{"hash": digest, "data": blobs[digest]} for digest in sorted(blobs)]
+        await connection.execute(insert_ignore(connection, tables.blobs), rows)
+    if logs:
+        await connection.execute(tables.logs.insert(), logs)
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
