@@ -25,6 +25,14 @@ $(FAKELLM_VENV)/.installed: tests/fakellm-constraints.txt
 	$(FAKELLM_VENV)/bin/pip install -q -c tests/fakellm-constraints.txt fakellm==0.3.5
 	touch $@
 
+# The browser tests drive Debian's chromium (a browser is never downloaded); a fresh CI machine lacks it.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
+$(CHROMIUM):
+	$(APT_INSTALL) || { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update && $(APT_INSTALL); }
+
 serve: $(BIN)/.installed
 	$(BIN)/loopgate serve
 
@@ -35,7 +43,7 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-test: $(BIN)/.installed $(SDK_VENV)/.installed $(FAKELLM_VENV)/.installed lint typecheck
+test: $(BIN)/.installed $(SDK_VENV)/.installed $(FAKELLM_VENV)/.installed $(CHROMIUM) lint typecheck
 	$(BIN)/pytest
 
 bench: $(BIN)/.installed

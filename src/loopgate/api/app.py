@@ -29,6 +29,7 @@ from loopgate.store.catalog import Catalog
 from loopgate.store.db import create_engine
 from loopgate.store.repository import Store
 from loopgate.store.writers import create_writer
+from loopgate.ui.routes import router as ui_router
 
 _log = logging.getLogger("loopgate")
 
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> ChatFastLane:
     for group in (chat, generation_variants, logs, feedback, sessions, projects, model_configs):
         v4.include_router(group.router)
     app.include_router(v4)
+    app.include_router(ui_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -1,0 +1,76 @@
+"""Templates (jinja2, autoescaped) and the small formatting helpers they use."""
+
+from datetime import datetime
+from typing import Any
+
+import jinja2
+import orjson
+from starlette.responses import HTMLResponse
+
+from loopgate.ui.diff import pretty_json
+from loopgate.ui.redact import redact
+
+_environment = jinja2.Environment(
+    loader=jinja2.PackageLoader("loopgate.ui", "templates"),
+    autoescape=True,  # every page shows user-supplied text: prompts, outputs, metadata
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def when(value: str | datetime | None) -> str:
+    if value is None:
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def excerpt(value: Any, length: int = 90) -> str:
+    text = value if isinstance(value, str) else ("" if value is None else orjson.dumps(value).decode())
+    text = " ".join(text.split())
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    if value < 0.001:
+        return "<1 ms"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def cost(log: dict[str, Any]) -> str:
+    parts = [log.get("prompt_cost"), log.get("output_cost")]
+    if all(part is None for part in parts):
+        return ""
+    return f"${sum(part or 0 for part in parts):.5f}"
+
+
+def shown_json(value: Any) -> str:
+    """Pretty JSON with secrets redacted: the only way a payload reaches a page."""
+    return pretty_json(redact(value))
+
+
+def feedback_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+_environment.filters.update(
+    when=when, excerpt=excerpt, seconds=seconds, cost=cost, json=shown_json, feedback_text=feedback_text
+)
+
+
+def page(template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    html = _environment.get_template(template).render(**context)
+    # Pages hold private data: never cached by shared proxies nor shown from the back/forward cache
+    # after signing out.
+    headers = {
+        "Cache-Control": "no-store",
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        "Referrer-Policy": "same-origin",
+    }
+    return HTMLResponse(html, status_code=status_code, headers=headers)

@@ -1,0 +1,150 @@
+"""The log browser over plain HTTP (no browser): sign-in gate, cookie, CSRF, isolation, schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import Server
+from tests.ui.conftest import Seeded
+
+
+@pytest.fixture
+def anonymous(ui_server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=ui_server.base, timeout=30.0, follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture
+def signed_in(ui_server: Server, seeded: Seeded) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=ui_server.base, timeout=30.0, follow_redirects=False) as client:
+        response = client.post("/ui/sign-in", data={"api_key": ui_server.api_key, "next": "/ui/projects"})
+        assert response.status_code == 303
+        yield client
+
+
+def _pages(seeded: Seeded) -> list[str]:
+    return [
+        "/ui/projects",
+        f"/ui/projects/{seeded.project_id}",
+        f"/ui/projects/{seeded.project_id}/logs?q=password",
+        f"/ui/projects/{seeded.project_id}/sessions",
+        f"/ui/projects/{seeded.project_id}/configs",
+        f"/ui/logs/{seeded.child_log_id}",
+        f"/ui/sessions/{seeded.session_id}",
+    ]
+
+
+def test_every_page_without_the_cookie_redirects_to_sign_in(anonymous: httpx.Client, seeded: Seeded) -> None:
+    for path in _pages(seeded):
+        response = anonymous.get(path)
+        assert response.status_code == 303, path
+        location = response.headers["location"]
+        assert location.startswith("/ui/sign-in?next="), path
+        assert seeded.project_id not in response.text and "support-bot" not in response.text
+
+
+def test_every_form_without_the_cookie_redirects_and_changes_nothing(
+    anonymous: httpx.Client, ui_server: Server, seeded: Seeded
+) -> None:
+    forms = [
+        f"/ui/logs/{seeded.root_log_id}/feedback",
+        f"/ui/projects/{seeded.project_id}/deploy",
+        f"/ui/projects/{seeded.project_id}/undeploy",
+        "/ui/sign-out",
+    ]
+    for path in forms:
+        response = anonymous.post(path, data={"fb:rating": "bad", "config_id": seeded.v1_id})
+        assert response.status_code == 303, path
+        assert response.headers["location"].startswith("/ui/sign-in")
+    with ui_server.client() as api:
+        assert api.get(f"/logs/{seeded.root_log_id}").json()["feedback"] == []
+
+
+def test_root_redirects_into_the_browser_and_sign_in_is_public(anonymous: httpx.Client) -> None:
+    assert anonymous.get("/").headers["location"] == "/ui"
+    assert anonymous.get("/ui").headers["location"] == "/ui/projects"
+    page = anonymous.get("/ui/sign-in")
+    assert page.status_code == 200
+    assert '<label for="api_key">API key</label>' in page.text
+    assert anonymous.get("/ui/static/style.css").headers["content-type"].startswith("text/css")
+    assert anonymous.get("/ui/static/..%2Fsession.py").status_code == 404
+
+
+def test_the_ui_is_not_in_the_openapi_schema(anonymous: httpx.Client) -> None:
+    paths = anonymous.get("/openapi.json").json()["paths"]
+    assert paths and not [path for path in paths if path == "/" or path.startswith("/ui")]
+
+
+def test_a_wrong_key_is_refused(anonymous: httpx.Client) -> None:
+    response = anonymous.post("/ui/sign-in", data={"api_key": "lg_not-a-key", "next": "/ui/projects"})
+    assert response.status_code == 401
+    assert "not valid" in response.text
+    assert "set-cookie" not in response.headers
+
+
+def test_the_cookie_is_signed_http_only_same_site_and_never_the_key(
+    anonymous: httpx.Client, ui_server: Server
+) -> None:
+    response = anonymous.post("/ui/sign-in", data={"api_key": ui_server.api_key, "next": "//evil.example/x"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/ui/projects"  # never an off-site redirect
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert "Path=/ui" in cookie
+    assert ui_server.api_key not in cookie
+
+    value = response.cookies["loopgate_ui"]
+    anonymous.cookies.set("loopgate_ui", value, path="/ui")
+    assert anonymous.get("/ui/projects").status_code == 200
+    forged = value[:-3] + ("AAA" if not value.endswith("AAA") else "BBB")
+    anonymous.cookies.clear()
+    anonymous.cookies.set("loopgate_ui", forged, path="/ui")
+    assert anonymous.get("/ui/projects").status_code == 303
+
+
+def test_forms_need_the_csrf_token_and_our_origin(
+    signed_in: httpx.Client, ui_server: Server, seeded: Seeded
+) -> None:
+    path = f"/ui/logs/{seeded.root_log_id}/feedback"
+    page = signed_in.get(f"/ui/logs/{seeded.root_log_id}").text
+    token = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+    assert signed_in.post(path, data={"fb:rating": "bad"}).status_code == 403
+    foreign = signed_in.post(
+        path, data={"fb:rating": "bad", "csrf": token}, headers={"Origin": "http://evil.example"}
+    )
+    assert foreign.status_code == 403
+    with ui_server.client() as api:
+        assert api.get(f"/logs/{seeded.root_log_id}").json()["feedback"] == []
+
+    accepted = signed_in.post(
+        path, data={"fb:comment": "checked by hand", "csrf": token}, headers={"Origin": ui_server.base}
+    )
+    assert accepted.status_code == 303
+    with ui_server.client() as api:
+        feedback = api.get(f"/logs/{seeded.root_log_id}").json()["feedback"]
+    assert [(item["type"], item["value"]) for item in feedback] == [("comment", "checked by hand")]
+
+
+def test_another_organization_reads_as_not_found(signed_in: httpx.Client, seeded: Seeded) -> None:
+    for path in (
+        f"/ui/projects/{seeded.other_project_id}/logs",
+        f"/ui/projects/{seeded.other_project_id}/configs",
+        f"/ui/logs/{seeded.other_log_id}",
+    ):
+        response = signed_in.get(path)
+        assert response.status_code == 404, path
+        assert "private question" not in response.text and "other-secret" not in response.text
+    assert "other-secret" not in signed_in.get("/ui/projects").text
+
+
+def test_provider_secrets_never_reach_the_page(signed_in: httpx.Client, seeded: Seeded) -> None:
+    from tests.ui.conftest import SECRET
+
+    page = signed_in.get(f"/ui/logs/{seeded.child_log_id}").text
+    assert SECRET not in page
+    assert page.count("[redacted]") == 3  # Authorization, x-api-key, body.api_key
+    assert "max_tokens" in page  # counters are not secrets
