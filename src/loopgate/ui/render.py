@@ -1,22 +1,17 @@
 """Templates (jinja2, autoescaped) and the small formatting helpers they use."""
 
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import orjson
 from starlette.responses import HTMLResponse
 
 from loopgate.ui.diff import pretty_json
 from loopgate.ui.redact import redact
 
-_environment = jinja2.Environment(
-    loader=jinja2.PackageLoader("loopgate.ui", "templates"),
-    autoescape=True,  # every page shows user-supplied text: prompts, outputs, metadata
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+if TYPE_CHECKING:
+    import jinja2
 
 
 def when(value: str | datetime | None) -> str:
@@ -58,13 +53,27 @@ def feedback_text(value: Any) -> str:
     return str(value)
 
 
-_environment.filters.update(
-    when=when, excerpt=excerpt, seconds=seconds, cost=cost, json=shown_json, feedback_text=feedback_text
-)
+@cache
+def _environment() -> "jinja2.Environment":
+    # Built on the first page, not at import: importing jinja2 (its lexer compiles large regexes) is
+    # ~0.15 s that `loopgate serve` would otherwise spend before it can answer the API.
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("loopgate.ui", "templates"),
+        autoescape=True,  # every page shows user-supplied text: prompts, outputs, metadata
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters.update(
+        when=when, excerpt=excerpt, seconds=seconds, cost=cost, json=shown_json, feedback_text=feedback_text
+    )
+    return environment
 
 
 def page(template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
-    html = _environment.get_template(template).render(**context)
+    html = _environment().get_template(template).render(**context)
     # Pages hold private data: never cached by shared proxies nor shown from the back/forward cache
     # after signing out.
     headers = {
