@@ -54,8 +54,8 @@ async def test_upgrade_downgrade_and_upgrade_again(empty_url: str) -> None:
     version, tables, indexes = await _read(empty_url)
     assert version == HEAD
     assert {"logs", "blobs", "projects", "model_configs", "sessions", "environments", "feedback"} <= tables
-    assert {"ix_logs_project_org_created", "ix_logs_session_created", "ix_logs_created"} <= indexes
-    assert {"ix_feedback_log_type_created", "ix_sessions_org_created"} <= indexes
+    assert {"ix_logs_project_org_created", "ix_logs_session_project", "ix_logs_created"} <= indexes
+    assert {"ix_feedback_log_type_created", "ix_sessions_org_created_id"} <= indexes
 
     await asyncio.to_thread(command.downgrade, migration_config(empty_url), "base")
     _version, tables, _indexes = await _read(empty_url)

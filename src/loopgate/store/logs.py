@@ -11,12 +11,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, cast, false, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    cast,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loopgate import ids
-from loopgate.store import content, tables
+from loopgate.store import content, search, tables, tallies
 from loopgate.store.queries import insert_ignore
 
 _logs = tables.logs
@@ -75,6 +87,10 @@ class LogStore:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     # -- configs --------------------------------------------------------------------------------------------
 
     async def config_row(self, org_id: str, config_id: str) -> dict[str, Any] | None:
@@ -117,14 +133,19 @@ class LogStore:
         taken: set[str] = set()
         async with self._engine.connect() as connection:
             for chunk in _chunks(reference_ids):
+                # IS NOT NULL: lets SQLite use the partial index uq_logs_org_reference (revision 0005).
                 query = select(_logs.c.reference_id).where(
-                    _logs.c.org_id == org_id, _logs.c.reference_id.in_(chunk)
+                    _logs.c.org_id == org_id,
+                    _logs.c.reference_id.is_not(None),
+                    _logs.c.reference_id.in_(chunk),
                 )
                 taken.update(str(value) for value in (await connection.execute(query)).scalars())
         return taken
 
     async def log_id_by_reference(self, org_id: str, reference_id: str) -> str | None:
-        query = select(_logs.c.id).where(_logs.c.org_id == org_id, _logs.c.reference_id == reference_id)
+        query = select(_logs.c.id).where(
+            _logs.c.org_id == org_id, _logs.c.reference_id.is_not(None), _logs.c.reference_id == reference_id
+        )
         async with self._engine.connect() as connection:
             found = (await connection.execute(query)).scalar_one_or_none()
         return str(found) if found is not None else None
@@ -154,9 +175,13 @@ class LogStore:
         found: dict[str, dict[str, Any]] = {}
         async with self._engine.connect() as connection:
             for chunk in _chunks(log_ids):
-                query = self._whole().where(_logs.c.org_id == org_id, _logs.c.id.in_(chunk))
+                # By id alone, other organizations' rows dropped here: with ``org_id = ?`` in the WHERE,
+                # a planner without statistics may walk an org-leading index over every log of the
+                # organization instead of probing the primary key 50 times.
+                query = self._whole().where(_logs.c.id.in_(chunk))
                 for row in (await connection.execute(query)).mappings():
-                    found[row["id"]] = dict(row)
+                    if row["org_id"] == org_id:
+                        found[row["id"]] = dict(row)
             ordered = [found[log_id] for log_id in log_ids if log_id in found]
             await _hydrate(connection, ordered)
         return ordered
@@ -166,13 +191,11 @@ class LogStore:
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of a project's logs, newest first unless ``sorts`` says otherwise, and the total."""
         async with self._engine.connect() as connection:
-            conditions = [_logs.c.org_id == org_id, *await self._conditions(connection, where)]
+            conditions = [_logs.c.org_id == org_id, *await self.conditions(connection, where)]
             needs_config = any(sort.column == "model" for sort in sorts)
             base = _logs.outerjoin(tables.model_configs, tables.model_configs.c.id == _logs.c.config_id)
-            # The total never needs the config join: the model filter is a subquery on config ids.
-            counted = select(func.count()).select_from(_logs).where(*conditions)
-            total = int((await connection.execute(counted)).scalar_one())
-            order = [self._sort_key(sort) for sort in sorts]
+            total = await self._total(connection, org_id, where, conditions)
+            order = [self.sort_key(sort) for sort in sorts]
             order += [_logs.c.created_at.desc(), _logs.c.id.desc()]
             query = (
                 select(_logs.c.id)
@@ -184,6 +207,28 @@ class LogStore:
             )
             page_ids = [str(value) for value in (await connection.execute(query)).scalars()]
         return await self.fetch(org_id, page_ids), total
+
+    async def _total(
+        self, connection: AsyncConnection, org_id: str, where: LogFilter, conditions: list[Any]
+    ) -> int:
+        """The exact number of matches. A project's logs, or those of some models, are sums of tally rows
+        (tallies.py); any other filter counts the matching rows (never with the config join: the model
+        filter is a subquery on config ids)."""
+        narrowed = (
+            where.search,
+            where.metadata_search,
+            where.start,
+            where.end,
+            where.sources,
+            where.feedback,
+            where.version_status not in (None, "committed"),
+        )
+        if not any(narrowed):
+            return await tallies.project_total(
+                connection, org_id, where.project_id, self._model_configs(where) if where.models else None
+            )
+        counted = select(func.count()).select_from(_logs).where(*conditions)
+        return int((await connection.execute(counted)).scalar_one())
 
     # -- changes ------------------------------------------------------------------------------------------
 
@@ -201,8 +246,10 @@ class LogStore:
         async with self._engine.begin() as connection:
             existing: set[str] = set()
             for chunk in _chunks(wanted):
-                query = select(_logs.c.id).where(_logs.c.org_id == org_id, _logs.c.id.in_(chunk))
-                existing.update(str(value) for value in (await connection.execute(query)).scalars())
+                # By primary key, organization checked here (see ``fetch``).
+                query = select(_logs.c.id, _logs.c.org_id).where(_logs.c.id.in_(chunk))
+                rows = (await connection.execute(query)).all()
+                existing.update(str(log_id) for log_id, owner in rows if owner == org_id)
             missing = [log_id for log_id in wanted if log_id not in existing]
             if missing:
                 return missing
@@ -213,14 +260,13 @@ class LogStore:
                     .where(_logs.c.org_id == org_id, _logs.c.parent_id.in_(chunk))
                     .values(parent_id=None)
                 )
-                await connection.execute(
-                    _logs.delete().where(_logs.c.org_id == org_id, _logs.c.id.in_(chunk))
-                )
+                # Every id was checked to be the organization's above: the primary key alone drives it.
+                await connection.execute(_logs.delete().where(_logs.c.id.in_(chunk)))
         return []
 
     # -- filters and sorting ----------------------------------------------------------------------------
 
-    def _json_text(self, column: Any, key: str) -> ColumnElement[Any]:
+    def json_text(self, column: Any, key: str) -> ColumnElement[Any]:
         """``column`` (JSON text) -> the value at ``key``, as text."""
         if self._postgres:
             document: Any = cast(column, JSONB)
@@ -228,19 +274,19 @@ class LogStore:
             return text
         return func.json_extract(column, f"$.{key}")
 
-    def _sort_key(self, sort: LogSort) -> Any:
+    def sort_key(self, sort: LogSort) -> Any:
         if sort.column == "timestamp":
             key: Any = _logs.c.created_at
         elif sort.column == "source":
             key = _logs.c.source
         elif sort.column == "model":
-            key = self._json_text(tables.model_configs.c.body, "model")
+            key = self.json_text(tables.model_configs.c.body, "model")
         else:
             key = _latest_feedback(sort.column.removeprefix("feedback-"))
         # Nulls last either way, the same on SQLite and PostgreSQL (their defaults differ).
         return (key.desc() if sort.descending else key.asc()).nulls_last()
 
-    async def _conditions(self, connection: AsyncConnection, where: LogFilter) -> list[Any]:
+    async def conditions(self, connection: AsyncConnection, where: LogFilter) -> list[Any]:
         conditions: list[Any] = [_logs.c.project_id == where.project_id]
         if where.version_status not in (None, "committed"):
             conditions.append(false())
@@ -253,15 +299,7 @@ class LogStore:
         if where.models:
             # The project's few config versions of those models, then their logs by the config index:
             # reading the model out of each log's joined config would touch every log of the project.
-            configs = tables.model_configs
-            conditions.append(
-                _logs.c.config_id.in_(
-                    select(configs.c.id).where(
-                        configs.c.project_id == where.project_id,
-                        self._json_text(configs.c.body, "model").in_(where.models),
-                    )
-                )
-            )
+            conditions.append(_logs.c.config_id.in_(self._model_configs(where)))
         for feedback_type, values in where.feedback.items():
             # Stored values are JSON: the label "good" is '"good"', the number 5 is '5'.
             encoded = {orjson.dumps(value).decode() for value in values} | set(values)
@@ -270,25 +308,59 @@ class LogStore:
             pattern = like_pattern(json_escaped(where.metadata_search))
             conditions.append(_logs.c.metadata.ilike(pattern, escape="\\"))
         if where.search:
-            conditions.append(await self._search(connection, where.search))
+            matched, indexed = await self._search(connection, where.search)
+            conditions.append(matched)
+            if indexed:
+                # SQLite, searched through logs_search: "+" keeps the project index out of the plan, so
+                # the few candidate rowids drive the query. Without ANALYZE statistics SQLite otherwise
+                # prefers the two equalities of the project index and probes every log of the project.
+                conditions[0] = literal_column("+logs.project_id", Text) == where.project_id
         return conditions
 
-    async def _search(self, connection: AsyncConnection, term: str) -> Any:
+    def _inputs_text(self) -> ColumnElement[Any]:
+        """The log's inputs as text. On PostgreSQL the key is a literal, not a bound parameter, so the
+        expression is the one ``ix_logs_inputs_trgm`` (revision 0005) indexes and the planner can use it."""
+        if self._postgres:
+            return literal_column("(CAST(logs.payload AS JSONB) ->> 'inputs')", Text)
+        return self.json_text(_logs.c.payload, "inputs")
+
+    def _model_configs(self, where: LogFilter) -> Select[Any]:
+        """Ids of the project's config versions of the filter's models."""
+        configs = tables.model_configs
+        return select(configs.c.id).where(
+            configs.c.project_id == where.project_id,
+            self.json_text(configs.c.body, "model").in_(where.models),
+        )
+
+    async def _search(self, connection: AsyncConnection, term: str) -> tuple[Any, bool]:
         """Case-insensitive match on the output or the inputs. Inputs sit in the payload JSON, where long
-        values are blob references: those are found by first looking the term up in ``blobs``."""
-        inputs = self._json_text(_logs.c.payload, "inputs")
+        values are blob references: those are found by first looking the term up in ``blobs``.
+
+        Both backends answer from trigram indexes for terms of 3+ characters (PostgreSQL: pg_trgm on the
+        output, the inputs expression and blobs; SQLite: the FTS5 table ``logs_search``). The LIKE
+        conditions below stay as the definition of a match: on SQLite the FTS5 lookup only narrows the
+        rows they are tested on (its case folding is a superset of LIKE's), so results do not change.
+        Returns the condition and whether it goes through ``logs_search``."""
+        inputs = self._inputs_text()
+        escaped = json_escaped(term)
         matches: list[Any] = [
             _logs.c.output.ilike(like_pattern(term), escape="\\"),
-            inputs.ilike(like_pattern(json_escaped(term)), escape="\\"),
+            inputs.ilike(like_pattern(escaped), escape="\\"),
         ]
         blob_query = (
             select(tables.blobs.c.hash)
             .where(tables.blobs.c.data.ilike(like_pattern(term), escape="\\"))
             .limit(_MAX_BLOB_MATCHES)
         )
-        for digest in (await connection.execute(blob_query)).scalars():
-            matches.append(inputs.like(like_pattern(str(digest)), escape="\\"))
-        return or_(*matches) if matches else false()
+        digests = [str(digest) for digest in (await connection.execute(blob_query)).scalars()]
+        matches += [inputs.like(like_pattern(digest), escape="\\") for digest in digests]
+        condition = or_(*matches)
+        if self._postgres or len(term) < search.MIN_TERM or not await search.available(connection):
+            return condition, False
+        candidates = search.candidates(
+            [("output", term), ("inputs", escaped), *(("inputs", digest) for digest in digests)]
+        )
+        return and_(literal_column("logs.rowid").in_(candidates), condition), True
 
 
 def _latest_feedback(feedback_type: str) -> Any:

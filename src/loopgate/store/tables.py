@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -83,7 +84,7 @@ sessions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("org_id", "reference_id", name="uq_sessions_org_reference"),
-    Index("ix_sessions_org_created", "org_id", "created_at"),
+    Index("ix_sessions_org_created_id", "org_id", "created_at", "id"),
 )
 
 logs = Table(
@@ -121,14 +122,34 @@ logs = Table(
     Column("output_cost", Float, nullable=True),
     # Retries of the upstream call behind a generated log (null for logs posted to /logs).
     Column("provider_retries", Integer, nullable=True),
-    # What each index serves: migrations/versions/0004_list_indexes.py. PostgreSQL also gets trigram
-    # indexes on logs.output and blobs.data there (for search), which SQLite has no use for.
+    # What each index serves: migrations/versions/0004_list_indexes.py and 0005_search_and_counts.py.
+    # Search indexes live outside this metadata: PostgreSQL's trigram indexes on logs.output, the inputs
+    # expression and blobs.data; SQLite's FTS5 table ``logs_search`` and its triggers (0005).
     Index("ix_logs_project_org_created", "project_id", "org_id", "created_at", "id"),
-    Index("ix_logs_session_created", "session_id", "created_at"),
+    Index("ix_logs_session_project", "session_id", "project_id", "created_at"),
     Index("ix_logs_parent", "parent_id"),
-    Index("uq_logs_org_reference", "org_id", "reference_id", unique=True),
-    Index("ix_logs_config_created", "config_id", "created_at"),
+    Index(
+        "uq_logs_org_reference",
+        "org_id",
+        "reference_id",
+        unique=True,
+        sqlite_where=text("reference_id IS NOT NULL"),
+        postgresql_where=text("reference_id IS NOT NULL"),
+    ),
+    Index("ix_logs_config_project", "config_id", "created_at", "project_id", "org_id", "id"),
     Index("ix_logs_created", "created_at"),
+)
+
+# Logs per (organization, project, config version), '' for a NULL project or config: the exact totals of
+# the lists without counting rows (tallies.py). Triggers on ``logs`` maintain it (revision 0005).
+log_tallies = Table(
+    "log_tallies",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("project_id", ID, primary_key=True),
+    Column("config_id", ID, primary_key=True),
+    Column("logs", Integer, nullable=False),
+    Index("ix_log_tallies_config", "config_id"),
 )
 
 environments = Table(
@@ -165,6 +186,7 @@ feedback = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_feedback_log_type_created", "log_id", "type", "created_at"),
     Index("ix_feedback_org_type", "org_id", "type"),
+    Index("ix_feedback_type_value", "type", "value", "log_id"),
 )
 
 blobs = Table(

@@ -70,8 +70,8 @@ class BrowserLogStore(LogStore):
     async def window(
         self, org_id: str, where: BrowserFilter, sort: LogSort, *, offset: int, size: int
     ) -> tuple[list[dict[str, Any]], bool]:
-        async with self._engine.connect() as connection:
-            conditions = [_logs.c.org_id == org_id, *await self._conditions(connection, where.logs)]
+        async with self.engine.connect() as connection:
+            conditions = [_logs.c.org_id == org_id, *await self.conditions(connection, where.logs)]
             if where.config_id:
                 conditions.append(_logs.c.config_id == where.config_id)
             if where.session_id:
@@ -83,7 +83,7 @@ class BrowserLogStore(LogStore):
                 if needs_config
                 else _logs
             )
-            order = [self._sort_key(sort), _logs.c.created_at.desc(), _logs.c.id.desc()]
+            order = [self.sort_key(sort), _logs.c.created_at.desc(), _logs.c.id.desc()]
             query = (
                 select(_logs.c.id)
                 .select_from(source)
@@ -101,7 +101,7 @@ class BrowserLogStore(LogStore):
         conditions: list[Any] = []
         configs, feedback = tables.model_configs, tables.feedback
         if where.models:
-            model = self._json_text(configs.c.body, "model")
+            model = self.json_text(configs.c.body, "model")
             matching = select(configs.c.id).where(
                 configs.c.project_id == where.project_id, model.in_(where.models)
             )

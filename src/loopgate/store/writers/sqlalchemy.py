@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from loopgate.store import tables
+from loopgate.store import tables, tallies
 from loopgate.store.queries import insert_ignore
 
 _log = logging.getLogger("loopgate.writer")
@@ -112,7 +112,8 @@ async def _insert(connection: AsyncConnection, blobs: dict[str, str], logs: list
         rows = [{"hash": digest, "data": blobs[digest]} for digest in sorted(blobs)]
         await connection.execute(insert_ignore(connection, tables.blobs), rows)
     if logs:
-        await connection.execute(tables.logs.insert(), logs)
+        # Sorted by tally row: the insert trigger updates log_tallies (revision 0005), see tallies.sort_key.
+        await connection.execute(tables.logs.insert(), sorted(logs, key=tallies.sort_key))
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
