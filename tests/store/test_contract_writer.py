@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import func, select
 
+from loopgate.errors import ConflictError
 from loopgate.store import tables
 from loopgate.store.repository import Store
 from tests.store.conftest import log_row, write
@@ -36,10 +38,19 @@ async def test_a_failing_item_fails_alone(store: Store, org: str) -> None:
         store.writer.write_logs([ok2], {}),
         return_exceptions=True,
     )
-    assert results[0] is None and results[2] is None and isinstance(results[1], Exception)
+    assert results[0] is None and results[2] is None and isinstance(results[1], ConflictError)
     async with store.engine.connect() as connection:
         found = set((await connection.execute(select(tables.logs.c.id))).scalars())
     assert found == {taken["id"], ok1["id"], ok2["id"]}
+
+
+async def test_a_reference_id_taken_meanwhile_is_a_conflict_not_a_crash(store: Store, org: str) -> None:
+    # Two processes may both see a reference_id as free before either commits: the database decides.
+    first, second = log_row(org, reference_id="ref-raced"), log_row(org, reference_id="ref-raced")
+    await write(store, first)
+    with pytest.raises(ConflictError, match="reference_id") as refused:
+        await store.writer.write_logs([second], {})
+    assert refused.value.status_code == 409
 
 
 async def test_rows_naming_different_columns_share_a_batch(store: Store, org: str) -> None:

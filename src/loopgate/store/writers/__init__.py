@@ -13,10 +13,13 @@ Two implementations of one small interface:
 """
 
 import asyncio
+import sqlite3
 from typing import Any, Protocol
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from loopgate.errors import ConflictError
 from loopgate.store.db import is_sqlite
 
 
@@ -43,3 +46,16 @@ def create_writer(engine: AsyncEngine, url: str, *, max_batch: int, synchronous:
     from loopgate.store.writers.sqlalchemy import SQLAlchemyLogWriter
 
     return SQLAlchemyLogWriter(engine, max_batch=max_batch)
+
+
+def item_error(error: Exception) -> Exception:
+    """What a request whose own rows the database refused is told. A constraint violation is a conflict
+    with what other requests or processes did meanwhile -- a reference_id taken by a concurrent request, a
+    project or session deleted by another process while this one still had its id cached -- so it is a
+    409 the client can act on, never a 500."""
+    if isinstance(error, sqlite3.IntegrityError | IntegrityError):
+        return ConflictError(
+            "The log could not be stored: it conflicts with a change made meanwhile (its reference_id was "
+            "taken, or its project, session, parent or model config was deleted). Retry the request."
+        )
+    return error

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loopgate.store import tables, tallies
 from loopgate.store.queries import insert_ignore
+from loopgate.store.writers import item_error
 
 _log = logging.getLogger("loopgate.writer")
 _COLUMNS = [column.name for column in tables.logs.columns]
@@ -88,7 +89,7 @@ class SQLAlchemyLogWriter:
                 try:
                     await self._transaction([item])
                 except Exception as exc:
-                    _settle(item.future, exc)
+                    _settle(item.future, item_error(exc))
                 else:
                     _settle(item.future, None)
             return

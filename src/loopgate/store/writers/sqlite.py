@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from loopgate.store import tables
 from loopgate.store.db import sqlite_path
+from loopgate.store.writers import item_error
 
 _log = logging.getLogger("loopgate.writer")
 _DIALECT = sqlite_dialect()
@@ -133,7 +134,7 @@ class SQLiteLogWriter:
                 try:
                     self._transaction(connection, [item])
                 except Exception as exc:
-                    outcomes.append((item.future, exc))
+                    outcomes.append((item.future, item_error(exc)))
                 else:
                     outcomes.append((item.future, None))
         assert self._loop is not None
