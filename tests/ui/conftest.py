@@ -237,10 +237,12 @@ def seeded(ui_server: Server) -> Seeded:
     return seed(ui_server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope: playwright's sync API keeps an event loop running in this thread while it is open,
+    # and a test of another module that calls asyncio.run() must not find it.
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
