@@ -46,6 +46,16 @@ async def test_api_keys_are_stored_hashed_and_resolve_to_their_organization(stor
     assert hashes == {hash_api_key(key), hash_api_key(again)}
 
 
+async def test_a_key_is_read_back_by_secret_or_id_with_its_hash_never_the_key(store: Store) -> None:
+    key, org_id = await store.create_api_key(organization="acme", name="browser")
+    found = await store.api_key_by_secret(key)
+    assert found is not None and found.org_id == org_id and found.name == "browser"
+    assert found.key_hash == hash_api_key(key) and key not in {found.id, found.key_hash}
+    assert await store.api_key_by_id(found.id) == found
+    assert await store.api_key_by_secret("lg_unknown") is None
+    assert await store.api_key_by_id("key_unknown") is None
+
+
 async def test_concurrent_first_use_of_a_project_name_makes_one_project(
     stores: list[Store], org: str
 ) -> None:

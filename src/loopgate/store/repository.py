@@ -4,6 +4,7 @@ concurrent first uses (in this process or another) end with exactly one row."""
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -27,6 +28,16 @@ def now() -> datetime:
 
 def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored key as the log browser signs its sessions with: the hash, never the key."""
+
+    id: str
+    org_id: str
+    name: str | None
+    key_hash: str
 
 
 class Store:
@@ -92,6 +103,19 @@ class Store:
         if org_id is not None:
             self._keys.put(digest, org_id)
         return org_id
+
+    async def api_key_by_secret(self, key: str) -> ApiKey | None:
+        return await self._api_key(tables.api_keys.c.key_hash == hash_api_key(key))
+
+    async def api_key_by_id(self, key_id: str) -> ApiKey | None:
+        return await self._api_key(tables.api_keys.c.id == key_id)
+
+    async def _api_key(self, condition: Any) -> ApiKey | None:
+        keys = tables.api_keys
+        query = select(keys.c.id, keys.c.org_id, keys.c.name, keys.c.key_hash).where(condition)
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).one_or_none()
+        return ApiKey(str(row.id), str(row.org_id), row.name, str(row.key_hash)) if row else None
 
     # -- projects -------------------------------------------------------------------------------------------
 

@@ -14,31 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from loopgate.store import tables
 from loopgate.store.logs import LogFilter, LogSort, LogStore, utc
 
-_keys = tables.api_keys
 _logs = tables.logs
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    id: str
-    org_id: str
-    name: str | None
-    key_hash: str
-
-
-async def _api_key(engine: AsyncEngine, condition: Any) -> ApiKey | None:
-    query = select(_keys.c.id, _keys.c.org_id, _keys.c.name, _keys.c.key_hash).where(condition)
-    async with engine.connect() as connection:
-        row = (await connection.execute(query)).one_or_none()
-    return ApiKey(str(row.id), str(row.org_id), row.name, str(row.key_hash)) if row else None
-
-
-async def api_key_by_hash(engine: AsyncEngine, key_hash: str) -> ApiKey | None:
-    return await _api_key(engine, _keys.c.key_hash == key_hash)
-
-
-async def api_key_by_id(engine: AsyncEngine, key_id: str) -> ApiKey | None:
-    return await _api_key(engine, _keys.c.id == key_id)
 
 
 async def last_activity(engine: AsyncEngine, project_ids: list[str]) -> dict[str, datetime]:

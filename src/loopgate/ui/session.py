@@ -21,8 +21,7 @@ from fastapi import Depends, HTTPException, Request
 
 from loopgate.api.auth import authenticate
 from loopgate.errors import AuthenticationError
-from loopgate.store.repository import hash_api_key
-from loopgate.ui import queries
+from loopgate.store.repository import ApiKey
 
 COOKIE = "loopgate_ui"
 COOKIE_PATH = "/ui"
@@ -48,7 +47,7 @@ def _csrf(key_hash: str, cookie: str) -> str:
     return _signature(key_hash, "csrf:" + cookie)[:32]
 
 
-def mint(key: queries.ApiKey, *, now: float | None = None) -> str:
+def mint(key: ApiKey, *, now: float | None = None) -> str:
     expires = int((now if now is not None else time.time()) + LIFETIME_SECONDS)
     message = f"{key.id}.{expires}"
     return f"{message}.{_signature(key.key_hash, message)}"
@@ -60,7 +59,7 @@ async def sign_in(request: Request, api_key: str) -> str | None:
         await authenticate(request.app.state.store, api_key)  # the same check /v4 applies
     except AuthenticationError:
         return None
-    key = await queries.api_key_by_hash(request.app.state.store.engine, hash_api_key(api_key.strip()))
+    key = await request.app.state.store.api_key_by_secret(api_key.strip())
     return mint(key) if key is not None else None
 
 
@@ -71,7 +70,7 @@ async def _viewer_from_cookie(request: Request) -> Viewer | None:
     key_id, expires, signature = cookie.split(".")
     if not expires.isdigit() or int(expires) < time.time():
         return None
-    key = await queries.api_key_by_id(request.app.state.store.engine, key_id)
+    key = await request.app.state.store.api_key_by_id(key_id)
     if key is None or not hmac.compare_digest(signature, _signature(key.key_hash, f"{key_id}.{expires}")):
         return None
     return Viewer(org_id=key.org_id, key_name=key.name, csrf_token=_csrf(key.key_hash, cookie))
