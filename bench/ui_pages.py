@@ -21,10 +21,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import procs
 
 LOOPGATE = Path(sys.executable).parent / "loopgate"
 ORGANIZATION = "bench"  # the name seed_logs.py gives its organization
-PORT = 8941
 
 
 def _pages(database: Path) -> dict[str, str]:
@@ -70,16 +70,14 @@ def main() -> int:
     create = [str(LOOPGATE), "keys", "create", "--org", ORGANIZATION, "--name", "ui-bench"]
     key = subprocess.run(create, env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
     pages = _pages(args.database)
-    server = subprocess.Popen([str(LOOPGATE), "serve", "--port", str(PORT)], env=env)
-    base = f"http://127.0.0.1:{PORT}"
+    port = procs.free_port()
+    server = subprocess.Popen([str(LOOPGATE), "serve", "--port", str(port)], env=env)
+    base = f"http://127.0.0.1:{port}"
+    health = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     try:
+        if procs.wait_until(lambda: procs.http_status(port, health) == 200, timeout=30) is None:
+            raise SystemExit("loopgate did not start")
         with httpx.Client(base_url=base, timeout=60) as client:
-            for _ in range(300):
-                try:
-                    client.get("/healthz")
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
             signed_in = client.post("/ui/sign-in", data={"api_key": key}, headers={"Origin": base})
             if signed_in.status_code != 303:
                 raise SystemExit(f"sign-in answered {signed_in.status_code}")
