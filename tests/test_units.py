@@ -54,6 +54,37 @@ def test_config_hash_ignores_labels_and_sees_parameters() -> None:
     )
 
 
+def test_config_identity_is_remembered_only_when_exact() -> None:
+    from loopgate.schemas.model_configs import ModelConfigCompletionRequest
+
+    variants = [
+        ModelConfigChatRequest(model="m", provider="mock"),
+        ModelConfigChatRequest(model="m", provider="mock", temperature=0.2),
+        ModelConfigChatRequest(model="m", provider="mock", temperature=0.0),
+        ModelConfigChatRequest(model="m", provider="mock", temperature=-0.0),
+        ModelConfigChatRequest(model="m", provider="mock", name="labelled"),
+        ModelConfigChatRequest(model="m", provider="mock", stop="\n"),
+        ModelConfigChatRequest(model="m", provider="mock", stop=["a"], other={"k": 1}),  # containers
+        ModelConfigCompletionRequest(model="m", provider="mock", prompt_template="{{x}}"),
+    ]
+    for config in variants:
+        for seed in (None, 7):
+            expected = model_configs.config_body(config, seed=seed)
+            for _ in range(2):  # the second call is answered from memory where the config is plain
+                body, digest = model_configs.identity(config, seed=seed)
+                assert body == expected and digest == model_configs.config_hash(expected)
+    remembered = model_configs.identity(variants[1], seed=None)
+    assert model_configs.identity(variants[1].model_copy(), seed=None) is remembered
+    with_containers = variants[6]
+    assert with_containers.other == {"k": 1}
+    assert model_configs.identity(with_containers, seed=None) is not model_configs.identity(
+        with_containers, seed=None
+    )
+    for temperature in range(2000):  # a flood of distinct configs does not grow memory without bound
+        model_configs.identity(ModelConfigChatRequest(model="m", temperature=temperature / 1000), seed=None)
+    assert len(model_configs._IDENTITIES) <= model_configs._MAX_IDENTITIES
+
+
 def test_content_interning_round_trips_and_deduplicates() -> None:
     prompt = "You are a helpful assistant. " * 10
     document = {
@@ -66,6 +97,24 @@ def test_content_interning_round_trips_and_deduplicates() -> None:
     assert interned["messages"][1]["content"] == "short"
     assert content.references(interned, set()) == set(blobs)
     assert content.expand(interned, blobs) == document
+
+
+def test_interning_copies_only_what_changes() -> None:
+    from enum import StrEnum
+
+    class Role(StrEnum):
+        SYSTEM = "system"
+
+    prompt = "p" * content.MIN_LENGTH
+    short = {"role": Role.SYSTEM, "content": "short", "n": 1, "x": 1.5, "ok": True, "none": None}
+    document = {"short": short, "list": [1, "a", [2]], "long": [{"content": prompt}], "key": Role.SYSTEM}
+    blobs: dict[str, str] = {}
+    interned = content.intern(document, blobs)
+    assert interned is not document and document["long"] == [{"content": prompt}]  # the input is untouched
+    assert interned["short"] is short and interned["list"] is document["list"]  # nothing long: not copied
+    assert interned["long"] == [{"content": {"$blob": content.content_hash(prompt)}}]
+    assert interned["key"] is Role.SYSTEM and blobs == {content.content_hash(prompt): prompt}
+    assert content.intern("x" * 63, {}) == "x" * 63
 
 
 def test_token_estimates_are_plausible() -> None:

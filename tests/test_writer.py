@@ -117,3 +117,48 @@ async def test_rows_read_back_through_sqlalchemy(setup: tuple[LogWriter, AsyncEn
     assert log is not None
     assert log["created_at"].replace(tzinfo=UTC) == STAMP
     assert log["save"] is True and log["metadata"] == {"k": 1} and log["payload"] == {"inputs": {}}
+
+
+def test_sqlite_rows_bind_datetimes_as_sqlalchemy_does() -> None:
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects.sqlite import dialect
+
+    from loopgate.store.writers.sqlite import _COLUMNS, _row
+
+    sqlalchemy_text = DateTime().dialect_impl(dialect()).bind_processor(dialect())
+    assert sqlalchemy_text is not None
+    created, updated = _COLUMNS.index("created_at"), _COLUMNS.index("updated_at")
+    stamps = [
+        STAMP,
+        datetime(2026, 1, 2),  # naive, no microseconds
+        datetime(999, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+        datetime.fromisoformat("2026-01-02T03:04:05+05:30"),  # SQLAlchemy drops the offset: so do we
+    ]
+    for first, second in zip(stamps, stamps[1:] + stamps[:1], strict=True):
+        row = _row({**_log("data_t"), "created_at": first, "updated_at": second})
+        assert (row[created], row[updated]) == (sqlalchemy_text(first), sqlalchemy_text(second))
+
+
+async def test_sqlite_writer_commits_under_the_cross_process_lock(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"
+    await asyncio.to_thread(migrate, url)
+    writer = SQLiteLogWriter(url, max_batch=512)
+    await writer.start()
+    engine = create_engine(url)
+    try:
+        await writer.write_logs([_log("data_first")], {})  # the lock file exists once the writer runs
+        other = os.open(tmp_path / "w.db.writer-lock", os.O_RDWR)
+        fcntl.flock(other, fcntl.LOCK_EX)  # as another process's writer would, mid-commit
+        pending = writer.write_logs_nowait([_log("data_waits")], {})
+        await asyncio.sleep(0.3)
+        assert not pending.done()  # it waits for the lock, not in SQLite's sleeping busy handler
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+        await asyncio.wait_for(pending, 5)
+        assert await _count(engine, tables.logs) == 2
+    finally:
+        await writer.stop()
+        await engine.dispose()

@@ -264,10 +264,8 @@ class Preparer:
         if stored is None:
             assert isinstance(source.config, ModelConfigChatRequest | ModelConfigCompletionRequest)
             project_id = await self._project(org_id, request)
-            body = model_configs.config_body(source.config, seed=request.seed)
-            config_id = await self._store.model_config_id(
-                org_id, project_id, model_configs.config_hash(body), body
-            )
+            body, config_hash = model_configs.identity(source.config, seed=request.seed)
+            config_id = await self._store.model_config_id(org_id, project_id, config_hash, body)
             return project_id, config_id, body.get("seed")
         seed = source.config.seed if source.config.seed is not None else request.seed
         assert source.project_id is not None

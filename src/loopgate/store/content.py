@@ -17,17 +17,45 @@ def content_hash(text: str) -> str:
 
 
 def intern(document: Any, blobs: dict[str, str]) -> Any:
+    """The document with long strings replaced by references. Containers without a long string anywhere
+    inside are returned as they are, not copied: a log's document is mostly short strings and numbers, and
+    this runs for every log on the event loop."""
     if isinstance(document, str):
-        if len(document) < MIN_LENGTH:
-            return document
-        digest = content_hash(document)
-        blobs[digest] = document
-        return {REF_KEY: digest}
+        return document if len(document) < MIN_LENGTH else _reference(document, blobs)
     if isinstance(document, dict):
-        return {key: intern(value, blobs) for key, value in document.items()}
+        changed: dict[Any, Any] | None = None
+        for key, value in document.items():
+            kind = type(value)
+            if (kind is str and len(value) < MIN_LENGTH) or kind in _SCALARS:
+                continue  # the common cases, decided without a call
+            replaced = intern(value, blobs)
+            if replaced is not value:
+                if changed is None:
+                    changed = dict(document)
+                changed[key] = replaced
+        return document if changed is None else changed
     if isinstance(document, list):
-        return [intern(value, blobs) for value in document]
+        copied: list[Any] | None = None
+        for position, value in enumerate(document):
+            kind = type(value)
+            if (kind is str and len(value) < MIN_LENGTH) or kind in _SCALARS:
+                continue  # the common cases, decided without a call
+            replaced = intern(value, blobs)
+            if replaced is not value:
+                if copied is None:
+                    copied = list(document)
+                copied[position] = replaced
+        return document if copied is None else copied
     return document
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _reference(text: str, blobs: dict[str, str]) -> dict[str, str]:
+    digest = content_hash(text)
+    blobs[digest] = text
+    return {REF_KEY: digest}
 
 
 def references(document: Any, found: set[str]) -> set[str]:

@@ -8,14 +8,18 @@ SQLAlchemy had written them.
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import DateTime
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from loopgate.store import tables
@@ -30,6 +34,37 @@ _COLUMNS = [column.name for column in tables.logs.columns]
 # "2024-01-02 12:00:00.000000", and date-range queries over created_at missed rows.
 _PROCESSORS: list[Callable[[Any], Any] | None] = [
     column.type.dialect_impl(_DIALECT).bind_processor(_DIALECT) for column in tables.logs.columns
+]
+
+
+def _datetime_processor(sqlalchemy_process: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """SQLAlchemy's text for a datetime ("2024-01-02 12:00:00.000000", the offset dropped as it drops it),
+    written by ``isoformat`` in C: SQLAlchemy's processor formats through a Python dict, and it ran twice
+    per log on the event loop. Anything but a datetime still goes to SQLAlchemy's own processor. The last
+    value is remembered: a log's created_at and updated_at are one object, shared by a request's samples."""
+    last: tuple[Any, Any] = (None, None)
+
+    def process(value: Any) -> Any:
+        nonlocal last
+        if value is last[0]:
+            return last[1]
+        if type(value) is datetime:
+            text = value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        else:
+            assert sqlalchemy_process is not None
+            text = sqlalchemy_process(value)
+        last = (value, text)
+        return text
+
+    return process
+
+
+# One instance for created_at and updated_at, so its memory of the last value serves both.
+_DATETIME = _datetime_processor(DateTime().dialect_impl(_DIALECT).bind_processor(_DIALECT))
+_PROCESSED = [
+    (position, _DATETIME if isinstance(column.type, DateTime) else process)
+    for position, (column, process) in enumerate(zip(tables.logs.columns, _PROCESSORS, strict=True))
+    if process is not None
 ]
 # SQLAlchemy compiles the statement (qmark parameters, columns in table order), so it cannot drift.
 _INSERT_LOG, _LOG_VALUES = str(tables.logs.insert().compile(dialect=_DIALECT)).split(" VALUES ")
@@ -49,11 +84,12 @@ class _Item:
 
 def _row(log: dict[str, Any]) -> tuple[Any, ...]:
     """Column values in table order; a column the row does not name is NULL."""
-    values = (log.get(name) for name in _COLUMNS)
-    return tuple(
-        process(value) if process is not None and value is not None else value
-        for value, process in zip(values, _PROCESSORS, strict=True)
-    )
+    values = list(map(log.get, _COLUMNS))
+    for position, process in _PROCESSED:
+        value = values[position]
+        if value is not None:
+            values[position] = process(value)
+    return tuple(values)
 
 
 class SQLiteLogWriter:
@@ -64,6 +100,7 @@ class SQLiteLogWriter:
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock_fd: int | None = None
         self.commits = 0
 
     async def start(self) -> None:
@@ -96,6 +133,7 @@ class SQLiteLogWriter:
     # -- the writer thread ------------------------------------------------------------------------------
 
     def _run(self, connection: sqlite3.Connection) -> None:
+        self._lock_fd = _open_lock_file(self._path)
         try:
             stopping = False
             while not stopping:
@@ -118,6 +156,8 @@ class SQLiteLogWriter:
                     self._commit(connection, batch)
         finally:
             connection.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
 
     def _commit(self, connection: sqlite3.Connection, batch: list[_Item]) -> None:
         outcomes: list[tuple[asyncio.Future[None], BaseException | None]]
@@ -141,21 +181,45 @@ class SQLiteLogWriter:
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             self._loop.call_soon_threadsafe(_settle, outcomes)
 
-    @staticmethod
-    def _transaction(connection: sqlite3.Connection, batch: list[_Item]) -> None:
+    def _transaction(self, connection: sqlite3.Connection, batch: list[_Item]) -> None:
         blobs: dict[str, str] = {}
         rows: list[tuple[Any, ...]] = []
         for item in batch:
             blobs.update(item.blobs)
             rows.extend(item.rows)
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            _insert_many(connection, _INSERT_BLOB, _BLOB_VALUES, list(blobs.items()))
-            _insert_many(connection, _INSERT_LOG, _LOG_VALUES, rows)
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+        with _exclusive(self._lock_fd):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                _insert_many(connection, _INSERT_BLOB, _BLOB_VALUES, list(blobs.items()))
+                _insert_many(connection, _INSERT_LOG, _LOG_VALUES, rows)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+
+def _open_lock_file(path: str) -> int | None:
+    """The lock file that orders the writers of several processes sharing one database file."""
+    if not path or path == ":memory:":
+        return None
+    return os.open(f"{path}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_fd: int | None) -> Iterator[None]:
+    """Holds the writer lock for one transaction. With several processes on one file (``serve --workers
+    N``), a writer that finds the database locked otherwise waits in SQLite's busy handler, which sleeps
+    1, 2, 5 ... 100 ms between tries: a p99 of 585 ms at 2 workers. A blocking ``flock`` (the GIL is
+    released while it waits) wakes the moment the other process commits. ``flock`` locks are separate
+    from the POSIX locks SQLite takes, so they cannot interfere with them."""
+    if lock_fd is None:
+        yield
+        return
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
 
 def _insert_many(connection: sqlite3.Connection, head: str, group: str, rows: list[tuple[Any, ...]]) -> None:
