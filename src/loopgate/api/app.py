@@ -1,90 +1,156 @@
-"""The application factory: wires settings -> store -> providers -> service, and mounts /v4."""
+"""The application uvicorn runs: wires settings -> store -> providers -> services, answers the hot route
+itself and builds the rest of the HTTP surface after start-up.
 
+Importing FastAPI and building its routes (a pydantic model per route, the OpenAPI models, the log
+browser) took about half of the time from ``loopgate serve`` to the first answer, and ``POST /v4/chat``
+needs none of it. So this module and what it imports stay free of FastAPI (tests/test_startup.py checks):
+``LoopgateApp`` runs the lifespan, serves ``POST /v4/chat`` (``api/fastlane.py``) and ``GET /healthz``
+directly, and starts building the FastAPI application (``api/fastapi_app.py``) in a thread once the
+services are up. Any other request waits for that build, then goes to it.
+"""
+
+import asyncio
 import logging
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-from fastapi import APIRouter, Depends, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from loopgate import __version__, runtime
-from loopgate.api.auth import organization
-from loopgate.api.fastlane import ChatFastLane
-from loopgate.api.responses import JSONBytes, install_error_handlers
-from loopgate.api.routes import (
-    chat,
-    feedback,
-    generation_variants,
-    logs,
-    model_configs,
-    projects,
-    sessions,
-)
+from loopgate import runtime
+from loopgate.api import fastlane
+from loopgate.api.responses import internal_error_response
 from loopgate.config import Settings
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.registry import ProviderRegistry
 from loopgate.service.generation import GenerationService
-from loopgate.service.model_config_registry import ModelConfigService
-from loopgate.service.projects import ProjectService
 from loopgate.store.catalog import Catalog
 from loopgate.store.db import create_engine
 from loopgate.store.repository import Store
 from loopgate.store.writers import create_writer
-from loopgate.ui.routes import router as ui_router
 
 _log = logging.getLogger("loopgate")
+_HEALTH_PATH = "/healthz"
+_HEALTH_BODY = b'{"status":"ok"}'
+_HEALTH_HEADERS = [(b"content-length", b"%d" % len(_HEALTH_BODY)), (b"content-type", b"application/json")]
 
 
-def create_app(settings: Settings | None = None) -> ChatFastLane:
-    settings = settings or Settings()
-    # Routes and services reach the settings through app.state.settings.
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What start-up builds: the fast lane uses the store and the generation service; the FastAPI app gets
+    them all (as ``app.state.*``) and builds the services only its routes use from ``catalog``."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(
-            settings.database_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            pool_size=settings.database_pool_size,
-            max_overflow=settings.database_max_overflow,
-        )
-        writer = create_writer(
-            engine,
-            settings.database_url,
-            max_batch=settings.writer_max_batch,
-            synchronous=settings.sqlite_synchronous,
-        )
-        await writer.start()
-        http = UpstreamHTTP(
-            connect_timeout=settings.provider_connect_timeout,
-            total_timeout=settings.provider_timeout,
-            timeouts=settings.timeouts,
-        )
+    settings: Settings
+    store: Store
+    catalog: Catalog
+    generation: GenerationService
+
+
+def create_app(settings: Settings | None = None) -> "LoopgateApp":
+    return LoopgateApp(settings or Settings())
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """The services for the life of the server; the writer, the HTTP client and the engine stop on exit."""
+    engine = create_engine(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
+    writer = create_writer(
+        engine,
+        settings.database_url,
+        max_batch=settings.writer_max_batch,
+        synchronous=settings.sqlite_synchronous,
+    )
+    await writer.start()
+    http = UpstreamHTTP(
+        connect_timeout=settings.provider_connect_timeout,
+        total_timeout=settings.provider_timeout,
+        timeouts=settings.timeouts,
+    )
+    try:
         store = Store(engine, writer, cache_seconds=settings.auth_cache_seconds)
-        app.state.store = store
-        app.state.settings = settings
         catalog = Catalog.create(store, environments=settings.environment_names)
-        app.state.generation = GenerationService(catalog, ProviderRegistry(settings, http))
-        app.state.projects = ProjectService(catalog)
-        app.state.model_configs = ModelConfigService(catalog)
+        generation = GenerationService(catalog, ProviderRegistry(settings, http))
         if not await store.has_api_keys():
             _log.warning("No API keys yet: create one with `loopgate keys create` (it prints the key).")
-        runtime.tune()  # after everything is imported and built
+        yield Services(settings=settings, store=store, catalog=catalog, generation=generation)
+    finally:
+        await writer.stop()
+        await http.close()
+        await engine.dispose()
+
+
+class LoopgateApp:
+    """The ASGI app: lifespan, ``POST /v4/chat``, ``GET /healthz``; everything else goes to the FastAPI
+    application once it is built (requests that come earlier wait for it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._chat: fastlane.ChatFastLane | None = None
+        self._full_app: asyncio.Future[ASGIApp] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] == "http" and self._chat is not None:
+            if scope["path"] == fastlane.PATH and scope["method"] == "POST":
+                await self._chat(scope, receive, send)
+                return
+            if scope["path"] == _HEALTH_PATH and scope["method"] == "GET":
+                await send({"type": "http.response.start", "status": 200, "headers": _HEALTH_HEADERS})
+                await send({"type": "http.response.body", "body": _HEALTH_BODY})
+                return
+        await self._forward(scope, receive, send)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._full_app is None:
+            raise RuntimeError("request before the lifespan started: the services are built at start-up")
         try:
-            yield
-        finally:
-            await writer.stop()
-            await http.close()
-            await engine.dispose()
+            # shield: a cancelled request must not cancel the build that other requests are waiting for.
+            app = await asyncio.shield(self._full_app)
+        except Exception:
+            # Logged once where the build failed; each request it cannot serve gets a 500, not a hang.
+            if scope["type"] == "http":
+                await internal_error_response()(scope, receive, send)
+            return
+        await app(scope, receive, send)
 
-    app = FastAPI(title="loopgate", version=__version__, lifespan=lifespan, default_response_class=JSONBytes)
-    install_error_handlers(app)
-    v4 = APIRouter(prefix="/v4", dependencies=[Depends(organization)])
-    for group in (chat, generation_variants, logs, feedback, sessions, projects, model_configs):
-        v4.include_router(group.router)
-    app.include_router(v4)
-    app.include_router(ui_router)
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        # The ASGI lifespan protocol, as Starlette's router speaks it: failures are reported, then raised.
+        await receive()  # lifespan.startup
+        started = False
+        try:
+            async with open_services(self.settings) as services:
+                self._chat = fastlane.ChatFastLane(services.store, services.generation)
+                runtime.tune()  # after everything the fast lane needs is imported and built
+                loop = asyncio.get_running_loop()
+                self._full_app = loop.run_in_executor(None, _build_full_app, services)
+                await send({"type": "lifespan.startup.complete"})
+                started = True
+                await receive()  # lifespan.shutdown
+        except BaseException:
+            failed = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
+            await send({"type": failed, "message": traceback.format_exc()})
+            raise
+        await send({"type": "lifespan.shutdown.complete"})
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
-    return ChatFastLane(app)
+def _build_full_app(services: Services) -> ASGIApp:
+    """Runs in a worker thread: the imports and route building happen off the event loop."""
+    try:
+        from loopgate.api.fastapi_app import build_fastapi_app
+
+        app = build_fastapi_app(services)
+    except Exception:
+        _log.exception("building the FastAPI application failed: only POST /v4/chat and /healthz will work")
+        raise
+    # Again, for what the build imported: left unfrozen, its ~34,000 objects made every full collection
+    # take ~30 ms (0 ms once frozen); the collection before the freeze costs ~30 ms once, here.
+    runtime.tune()
+    return app

@@ -1,11 +1,13 @@
-"""JSON responses encoded with orjson, and the handlers that turn errors into v4-shaped bodies."""
+"""JSON responses encoded with orjson, and the v4-shaped bodies of errors.
+
+Starlette only: the fast lane answers with these before FastAPI is imported. The FastAPI exception
+handlers that use them are installed in ``api/fastapi_app.py``.
+"""
 
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
 from loopgate.errors import LoopgateError, UpstreamStatusError
@@ -31,14 +33,5 @@ def validation_response(errors: Sequence[Any], *, loc_prefix: tuple[str, ...] = 
     return JSONBytes({"detail": detail}, status_code=422)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    async def loopgate_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, LoopgateError)
-        return error_response(exc)
-
-    async def validation_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        return validation_response(exc.errors())
-
-    app.add_exception_handler(LoopgateError, loopgate_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
+def internal_error_response() -> Response:
+    return JSONBytes({"detail": "Internal server error"}, status_code=500)

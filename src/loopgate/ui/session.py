@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, HTTPException, Request
 
-from loopgate.api.auth import authenticate
+from loopgate.api.keys import authenticate
 from loopgate.errors import AuthenticationError
 from loopgate.store.repository import ApiKey
 

@@ -8,18 +8,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from loopgate.api.auth import Organization
+from loopgate.api.fastlane import respond
 from loopgate.api.responses import JSONBytes
-from loopgate.api.sse import SSEResponse
 from loopgate.schemas.chat import ChatRequest
-from loopgate.service.generation import GenerationService
 
 router = APIRouter()
-
-
-async def respond(service: GenerationService, org_id: str, body: ChatRequest) -> Response:
-    if body.stream:
-        return SSEResponse(await service.chat_stream(org_id, body))
-    return JSONBytes(await service.chat(org_id, body))
 
 
 @router.post("/chat", response_class=JSONBytes)

@@ -1,0 +1,60 @@
+"""The FastAPI application: every /v4 route, the log browser at /ui, the error handlers and the OpenAPI
+schema. ``api/app.py`` builds it once per process, in a thread, after start-up, and forwards to it every
+request the fast lane does not answer. Its routes reach the shared services through ``request.app.state``.
+"""
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import Response
+
+from loopgate import __version__
+from loopgate.api.app import Services
+from loopgate.api.auth import organization
+from loopgate.api.responses import JSONBytes, error_response, validation_response
+from loopgate.api.routes import (
+    chat,
+    feedback,
+    generation_variants,
+    logs,
+    model_configs,
+    projects,
+    sessions,
+)
+from loopgate.errors import LoopgateError
+from loopgate.service.model_config_registry import ModelConfigService
+from loopgate.service.projects import ProjectService
+from loopgate.ui.routes import router as ui_router
+
+
+def build_fastapi_app(services: Services) -> FastAPI:
+    app = FastAPI(title="loopgate", version=__version__, default_response_class=JSONBytes)
+    app.state.settings = services.settings
+    app.state.store = services.store
+    app.state.generation = services.generation
+    app.state.projects = ProjectService(services.catalog)
+    app.state.model_configs = ModelConfigService(services.catalog)
+    install_error_handlers(app)
+    v4 = APIRouter(prefix="/v4", dependencies=[Depends(organization)])
+    for group in (chat, generation_variants, logs, feedback, sessions, projects, model_configs):
+        v4.include_router(group.router)
+    app.include_router(v4)
+    app.include_router(ui_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def loopgate_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LoopgateError)
+        return error_response(exc)
+
+    async def validation_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return validation_response(exc.errors())
+
+    app.add_exception_handler(LoopgateError, loopgate_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
