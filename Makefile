@@ -5,7 +5,7 @@ SDK_VENV := .venv-sdk
 FAKELLM_VENV := .venv-fakellm
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint typecheck check bench clean
+.PHONY: serve compile test lint typecheck check bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --n
 $(CHROMIUM):
 	$(APT_INSTALL) || { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update && $(APT_INSTALL); }
 
-serve: $(BIN)/.installed
+# Bytecode written ahead: an editable install leaves loopgate's own modules uncompiled, and with
+# PYTHONDONTWRITEBYTECODE set (as on our machines) every start compiled them again (70-90 ms).
+compile: $(BIN)/.installed
+	$(BIN)/python -m compileall -q src
+
+serve: compile
 	$(BIN)/loopgate serve
 
 lint: $(BIN)/.installed
@@ -46,7 +51,7 @@ typecheck: $(BIN)/.installed
 test: $(BIN)/.installed $(SDK_VENV)/.installed $(FAKELLM_VENV)/.installed $(CHROMIUM) lint typecheck
 	$(BIN)/pytest
 
-bench: $(BIN)/.installed
+bench: compile
 	$(BIN)/python bench/run.py
 
 clean:

@@ -105,6 +105,16 @@ def test_the_cookie_is_signed_http_only_same_site_and_never_the_key(
     assert anonymous.get("/ui/projects").status_code == 303
 
 
+def test_the_cookie_is_secure_over_https_or_behind_a_tls_proxy(
+    anonymous: httpx.Client, ui_server: Server
+) -> None:
+    form = {"api_key": ui_server.api_key, "next": "/ui/projects"}
+    plain = anonymous.post("/ui/sign-in", data=form)
+    assert "Secure" not in plain.headers["set-cookie"]  # plain HTTP: a Secure cookie would never come back
+    proxied = anonymous.post("/ui/sign-in", data=form, headers={"X-Forwarded-Proto": "https"})
+    assert proxied.status_code == 303 and "Secure" in proxied.headers["set-cookie"]
+
+
 def test_forms_need_the_csrf_token_and_our_origin(
     signed_in: httpx.Client, ui_server: Server, seeded: Seeded
 ) -> None:

@@ -66,9 +66,18 @@ async def sign_in(request: Request) -> Response:
         path=session.COOKIE_PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_over_https(request),
     )
     return response
+
+
+def _over_https(request: Request) -> bool:
+    """HTTPS to this server, or to the TLS-terminating proxy in front of it (``X-Forwarded-Proto``).
+    The header is read here rather than by uvicorn's proxy-headers middleware, which would run on every
+    request, ``/v4/chat`` included, for this one cookie flag. Trusting it from anyone is safe: a client
+    that claims HTTPS over plain HTTP only gets a cookie its own browser will not send back."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
 
 
 @router.post("/ui/sign-out")
