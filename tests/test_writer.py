@@ -85,6 +85,15 @@ async def test_concurrent_writes_share_commits(setup: tuple[LogWriter, AsyncEngi
     assert await _count(engine, tables.blobs) == 3
 
 
+async def test_a_large_batch_is_written_whole(setup: tuple[LogWriter, AsyncEngine]) -> None:
+    writer, engine = setup
+    await writer.write_logs(
+        [_log(f"data_big{i}") for i in range(301)], {f"h{i}": "x" * 100 for i in range(37)}
+    )
+    assert await _count(engine, tables.logs) == 301  # 128 + 128 + 32 + 8 + 4 + 1 rows on SQLite
+    assert await _count(engine, tables.blobs) == 37
+
+
 async def test_a_failing_item_fails_alone(setup: tuple[LogWriter, AsyncEngine]) -> None:
     writer, engine = setup
     await writer.write_logs([_log("data_taken")], {})

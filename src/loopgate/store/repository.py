@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loopgate import ids
@@ -54,6 +54,25 @@ class Store:
         async with self.engine.begin() as connection:
             return await operation(connection)
 
+    async def _found_or_created(
+        self,
+        cache: TTLCache[tuple[str, str], str],
+        key: tuple[str, str],
+        query: Select[tuple[str]],
+        create: Callable[[AsyncConnection], Awaitable[str]],
+    ) -> str:
+        """The id ``query`` finds, else the one ``create`` inserts (insert-if-absent, then a read of the
+        row that won, so racing processes agree); remembered in ``cache``, one lookup per key at a time."""
+
+        async def load() -> str:
+            async with self.engine.connect() as connection:
+                found = (await connection.execute(query)).scalar_one_or_none()
+            return str(found) if found is not None else await self._write(create)
+
+        found = await cache.get_or_load(key, load)
+        assert found is not None
+        return found
+
     # -- organizations and keys ---------------------------------------------------------------------------
 
     async def create_api_key(self, *, organization: str, name: str | None) -> tuple[str, str]:
@@ -91,18 +110,14 @@ class Store:
 
     async def organization_for_key(self, key: str) -> str | None:
         digest = hash_api_key(key)
-        cached = self._keys.get(digest)
-        if cached is not None:
-            return cached
-        async with self.engine.connect() as connection:
-            org_id = (
-                await connection.execute(
-                    select(tables.api_keys.c.org_id).where(tables.api_keys.c.key_hash == digest)
-                )
-            ).scalar_one_or_none()
-        if org_id is not None:
-            self._keys.put(digest, org_id)
-        return org_id
+
+        async def load() -> str | None:
+            query = select(tables.api_keys.c.org_id).where(tables.api_keys.c.key_hash == digest)
+            async with self.engine.connect() as connection:
+                org_id: str | None = (await connection.execute(query)).scalar_one_or_none()
+            return org_id
+
+        return await self._keys.get_or_load(digest, load)
 
     async def api_key_by_secret(self, key: str) -> ApiKey | None:
         return await self._api_key(tables.api_keys.c.key_hash == hash_api_key(key))
@@ -121,46 +136,32 @@ class Store:
 
     async def project_by_name(self, org_id: str, name: str) -> str:
         """The project's id, creating the project on first use."""
-        cached = self._projects.get((org_id, name))
-        if cached is not None:
-            return cached
         query = select(tables.projects.c.id).where(
             tables.projects.c.org_id == org_id, tables.projects.c.name == name
         )
-        async with self.engine.connect() as connection:
-            project_id = (await connection.execute(query)).scalar_one_or_none()
-        if project_id is None:
 
-            async def operation(connection: AsyncConnection) -> str:
-                stamp = now()
-                await connection.execute(
-                    insert_ignore(connection, tables.projects),
-                    {
-                        "id": ids.new_id(ids.PROJECT),
-                        "org_id": org_id,
-                        "name": name,
-                        "created_at": stamp,
-                        "updated_at": stamp,
-                    },
-                )
-                found: str = (await connection.execute(query)).scalar_one()
-                return found
+        async def create(connection: AsyncConnection) -> str:
+            stamp = now()
+            row = {"id": ids.new_id(ids.PROJECT), "org_id": org_id, "name": name}
+            await connection.execute(
+                insert_ignore(connection, tables.projects), {**row, "created_at": stamp, "updated_at": stamp}
+            )
+            found: str = (await connection.execute(query)).scalar_one()
+            return found
 
-            project_id = await self._write(operation)
-        self._projects.put((org_id, name), str(project_id))
-        return str(project_id)
+        return await self._found_or_created(self._projects, (org_id, name), query, create)
 
     async def project_exists(self, org_id: str, project_id: str) -> bool:
-        if self._project_ids.get((org_id, project_id)):
-            return True
         query = select(tables.projects.c.id).where(
             tables.projects.c.org_id == org_id, tables.projects.c.id == project_id
         )
-        async with self.engine.connect() as connection:
-            found = (await connection.execute(query)).scalar_one_or_none() is not None
-        if found:
-            self._project_ids.put((org_id, project_id), True)
-        return found
+
+        async def load() -> bool | None:
+            async with self.engine.connect() as connection:
+                found = (await connection.execute(query)).scalar_one_or_none() is not None
+            return True if found else None  # only a project that exists is remembered
+
+        return bool(await self._project_ids.get_or_load((org_id, project_id), load))
 
     def forget_project(self, org_id: str, project_id: str, name: str) -> None:
         """Drops a renamed or deleted project from this process's caches (other processes catch up when
@@ -174,35 +175,27 @@ class Store:
         self, org_id: str, project_id: str, config_hash: str, body: dict[str, Any]
     ) -> str:
         """The id of the project's config with these parameters, registering a new version if needed."""
-        cached = self._configs.get((project_id, config_hash))
-        if cached is not None:
-            return cached
         query = select(tables.model_configs.c.id).where(
             tables.model_configs.c.project_id == project_id, tables.model_configs.c.config_hash == config_hash
         )
-        async with self.engine.connect() as connection:
-            config_id = (await connection.execute(query)).scalar_one_or_none()
-        if config_id is None:
 
-            async def operation(connection: AsyncConnection) -> str:
-                await connection.execute(
-                    insert_ignore(connection, tables.model_configs),
-                    {
-                        "id": ids.new_id(ids.MODEL_CONFIG),
-                        "org_id": org_id,
-                        "project_id": project_id,
-                        "config_hash": config_hash,
-                        "name": body.get("name") or body["model"],
-                        "body": orjson.dumps(body).decode(),
-                        "created_at": now(),
-                    },
-                )
-                found: str = (await connection.execute(query)).scalar_one()
-                return found
+        async def create(connection: AsyncConnection) -> str:
+            await connection.execute(
+                insert_ignore(connection, tables.model_configs),
+                {
+                    "id": ids.new_id(ids.MODEL_CONFIG),
+                    "org_id": org_id,
+                    "project_id": project_id,
+                    "config_hash": config_hash,
+                    "name": body.get("name") or body["model"],
+                    "body": orjson.dumps(body).decode(),
+                    "created_at": now(),
+                },
+            )
+            found: str = (await connection.execute(query)).scalar_one()
+            return found
 
-            config_id = await self._write(operation)
-        self._configs.put((project_id, config_hash), str(config_id))
-        return str(config_id)
+        return await self._found_or_created(self._configs, (project_id, config_hash), query, create)
 
     async def model_config(self, config_id: str) -> dict[str, Any] | None:
         query = select(tables.model_configs).where(tables.model_configs.c.id == config_id)
@@ -213,34 +206,20 @@ class Store:
     # -- sessions and parents ----------------------------------------------------------------------------
 
     async def session_by_reference(self, org_id: str, reference_id: str) -> str:
-        cached = self._sessions.get((org_id, reference_id))
-        if cached is not None:
-            return cached
         query = select(tables.sessions.c.id).where(
             tables.sessions.c.org_id == org_id, tables.sessions.c.reference_id == reference_id
         )
-        async with self.engine.connect() as connection:
-            session_id = (await connection.execute(query)).scalar_one_or_none()
-        if session_id is None:
 
-            async def operation(connection: AsyncConnection) -> str:
-                stamp = now()
-                await connection.execute(
-                    insert_ignore(connection, tables.sessions),
-                    {
-                        "id": ids.new_id(ids.SESSION),
-                        "org_id": org_id,
-                        "reference_id": reference_id,
-                        "created_at": stamp,
-                        "updated_at": stamp,
-                    },
-                )
-                found: str = (await connection.execute(query)).scalar_one()
-                return found
+        async def create(connection: AsyncConnection) -> str:
+            stamp = now()
+            row = {"id": ids.new_id(ids.SESSION), "org_id": org_id, "reference_id": reference_id}
+            await connection.execute(
+                insert_ignore(connection, tables.sessions), {**row, "created_at": stamp, "updated_at": stamp}
+            )
+            found: str = (await connection.execute(query)).scalar_one()
+            return found
 
-            session_id = await self._write(operation)
-        self._sessions.put((org_id, reference_id), str(session_id))
-        return str(session_id)
+        return await self._found_or_created(self._sessions, (org_id, reference_id), query, create)
 
     async def session_exists(self, org_id: str, session_id: str) -> bool:
         query = select(tables.sessions.c.id).where(

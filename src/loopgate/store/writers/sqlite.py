@@ -9,6 +9,7 @@ SQLAlchemy had written them.
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import queue
@@ -69,10 +70,16 @@ _PROCESSED = [
 # SQLAlchemy compiles the statement (qmark parameters, columns in table order), so it cannot drift.
 _INSERT_LOG, _LOG_VALUES = str(tables.logs.insert().compile(dialect=_DIALECT)).split(" VALUES ")
 _INSERT_BLOB, _BLOB_VALUES = "INSERT OR IGNORE INTO blobs (hash, data)", "(?, ?)"
-# Rows per INSERT statement: one multi-row statement instead of executemany, whose per-row GIL release
-# makes the writer thread queue behind a busy event loop for every row (measured: 15 ms vs 4 ms for 10
-# rows at a 1 ms switch interval). 200 rows x 30 columns stays far below SQLite's 32,766 variables.
-_ROWS_PER_STATEMENT = 200
+# Rows per INSERT statement: multi-row statements instead of executemany, whose per-row GIL release makes
+# the writer thread queue behind a busy event loop for every row (measured: 15 ms vs 4 ms for 10 rows at a
+# 1 ms switch interval). Only powers of two up to 128 (a batch of 37 rows is 32 + 4 + 1): each size is its
+# own statement text, and a prepared n-row INSERT into logs holds ~20 KiB + 2.7 KiB per row, so one per
+# batch size seen kept ~10 MiB prepared at c=32-64 (docs/benchmarks.md, the RSS soak). Eight sizes stay
+# prepared (~0.9 MiB) and none is ever prepared twice. 128 x 30 columns is far below SQLite's 32,766
+# variables.
+_STATEMENT_SIZES = (128, 64, 32, 16, 8, 4, 2, 1)
+# Eight sizes for logs and eight for blobs, plus BEGIN / COMMIT / ROLLBACK.
+_CACHED_STATEMENTS = 32
 
 
 @dataclass(slots=True)
@@ -105,7 +112,13 @@ class SQLiteLogWriter:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
+        connection = sqlite3.connect(
+            self._path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=30,
+            cached_statements=_CACHED_STATEMENTS,
+        )
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={self._synchronous}")
         self._thread = threading.Thread(
@@ -223,10 +236,17 @@ def _exclusive(lock_fd: int | None) -> Iterator[None]:
 
 
 def _insert_many(connection: sqlite3.Connection, head: str, group: str, rows: list[tuple[Any, ...]]) -> None:
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[start : start + _ROWS_PER_STATEMENT]
-        statement = f"{head} VALUES {', '.join([group] * len(chunk))}"
-        connection.execute(statement, [value for row in chunk for value in row])
+    start = 0
+    while start < len(rows):
+        size = next(size for size in _STATEMENT_SIZES if size <= len(rows) - start)
+        chunk = rows[start : start + size]
+        connection.execute(_statement(head, group, size), [value for row in chunk for value in row])
+        start += size
+
+
+@functools.cache
+def _statement(head: str, group: str, rows: int) -> str:
+    return f"{head} VALUES {', '.join([group] * rows)}"
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
