@@ -58,15 +58,16 @@ class Store:
         self,
         cache: TTLCache[tuple[str, str], str],
         key: tuple[str, str],
-        query: Select[tuple[str]],
+        query: Callable[[], Select[Any]],
         create: Callable[[AsyncConnection], Awaitable[str]],
     ) -> str:
         """The id ``query`` finds, else the one ``create`` inserts (insert-if-absent, then a read of the
-        row that won, so racing processes agree); remembered in ``cache``, one lookup per key at a time."""
+        row that won, so racing processes agree); remembered in ``cache``, one lookup per key at a time.
+        Queries are built only on a miss: building one costs more than the whole cached lookup."""
 
         async def load() -> str:
             async with self.engine.connect() as connection:
-                found = (await connection.execute(query)).scalar_one_or_none()
+                found = (await connection.execute(query())).scalar_one_or_none()
             return str(found) if found is not None else await self._write(create)
 
         found = await cache.get_or_load(key, load)
@@ -136,9 +137,11 @@ class Store:
 
     async def project_by_name(self, org_id: str, name: str) -> str:
         """The project's id, creating the project on first use."""
-        query = select(tables.projects.c.id).where(
-            tables.projects.c.org_id == org_id, tables.projects.c.name == name
-        )
+
+        def query() -> Select[Any]:
+            return select(tables.projects.c.id).where(
+                tables.projects.c.org_id == org_id, tables.projects.c.name == name
+            )
 
         async def create(connection: AsyncConnection) -> str:
             stamp = now()
@@ -146,17 +149,16 @@ class Store:
             await connection.execute(
                 insert_ignore(connection, tables.projects), {**row, "created_at": stamp, "updated_at": stamp}
             )
-            found: str = (await connection.execute(query)).scalar_one()
+            found: str = (await connection.execute(query())).scalar_one()
             return found
 
         return await self._found_or_created(self._projects, (org_id, name), query, create)
 
     async def project_exists(self, org_id: str, project_id: str) -> bool:
-        query = select(tables.projects.c.id).where(
-            tables.projects.c.org_id == org_id, tables.projects.c.id == project_id
-        )
-
         async def load() -> bool | None:
+            query = select(tables.projects.c.id).where(
+                tables.projects.c.org_id == org_id, tables.projects.c.id == project_id
+            )
             async with self.engine.connect() as connection:
                 found = (await connection.execute(query)).scalar_one_or_none() is not None
             return True if found else None  # only a project that exists is remembered
@@ -175,9 +177,12 @@ class Store:
         self, org_id: str, project_id: str, config_hash: str, body: dict[str, Any]
     ) -> str:
         """The id of the project's config with these parameters, registering a new version if needed."""
-        query = select(tables.model_configs.c.id).where(
-            tables.model_configs.c.project_id == project_id, tables.model_configs.c.config_hash == config_hash
-        )
+
+        def query() -> Select[Any]:
+            return select(tables.model_configs.c.id).where(
+                tables.model_configs.c.project_id == project_id,
+                tables.model_configs.c.config_hash == config_hash,
+            )
 
         async def create(connection: AsyncConnection) -> str:
             await connection.execute(
@@ -192,7 +197,7 @@ class Store:
                     "created_at": now(),
                 },
             )
-            found: str = (await connection.execute(query)).scalar_one()
+            found: str = (await connection.execute(query())).scalar_one()
             return found
 
         return await self._found_or_created(self._configs, (project_id, config_hash), query, create)
@@ -206,9 +211,10 @@ class Store:
     # -- sessions and parents ----------------------------------------------------------------------------
 
     async def session_by_reference(self, org_id: str, reference_id: str) -> str:
-        query = select(tables.sessions.c.id).where(
-            tables.sessions.c.org_id == org_id, tables.sessions.c.reference_id == reference_id
-        )
+        def query() -> Select[Any]:
+            return select(tables.sessions.c.id).where(
+                tables.sessions.c.org_id == org_id, tables.sessions.c.reference_id == reference_id
+            )
 
         async def create(connection: AsyncConnection) -> str:
             stamp = now()
@@ -216,7 +222,7 @@ class Store:
             await connection.execute(
                 insert_ignore(connection, tables.sessions), {**row, "created_at": stamp, "updated_at": stamp}
             )
-            found: str = (await connection.execute(query)).scalar_one()
+            found: str = (await connection.execute(query())).scalar_one()
             return found
 
         return await self._found_or_created(self._sessions, (org_id, reference_id), query, create)
