@@ -43,6 +43,11 @@ _HOLD_UNTIL_RELEASED = """
     return build(services)
 """
 
+_MARK_STARTED = """
+    pathlib.Path(sys.argv[2]).touch()
+    return build(services)
+"""
+
 _FAIL = """
     raise RuntimeError("the build breaks on purpose")
 """
@@ -101,6 +106,20 @@ def test_chat_is_served_while_the_fastapi_app_is_built_and_other_paths_wait(
 
         schema = httpx.get(f"{unstarted.base}/openapi.json", timeout=10).json()
         assert "/v4/chat" in schema["paths"]
+
+
+def test_the_build_starts_by_itself_soon_after_start_up_not_at_once(
+    unstarted: Server, tmp_path: Path
+) -> None:
+    started = tmp_path / "build-started"
+    _start_with_build(unstarted, _MARK_STARTED, str(started))
+    with unstarted.client() as http:  # chats right after start-up do not share the CPU with the build
+        assert http.post("/chat", json=chat_body(unique("startup"))).status_code == 200
+    assert not started.exists()
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline:  # nobody asked: it starts on its own
+        time.sleep(0.05)
+    assert started.exists()
 
 
 def test_a_failed_build_is_logged_and_answers_500_not_a_hang(unstarted: Server) -> None:
