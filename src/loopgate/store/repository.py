@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loopgate import ids
@@ -24,6 +24,11 @@ T = TypeVar("T")
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def _stamps() -> dict[str, datetime]:
+    stamp = now()
+    return {"created_at": stamp, "updated_at": stamp}
 
 
 def hash_api_key(key: str) -> str:
@@ -45,10 +50,10 @@ class Store:
         self.engine = engine
         self.writer = writer
         self._keys: TTLCache[str, str] = TTLCache(cache_seconds)
-        self._projects: TTLCache[tuple[str, str], str] = TTLCache(cache_seconds)
+        self._projects: TTLCache[tuple[str, ...], str] = TTLCache(cache_seconds)
         self._project_ids: TTLCache[tuple[str, str], bool] = TTLCache(cache_seconds)
-        self._configs: TTLCache[tuple[str, str], str] = TTLCache(3600, max_size=50_000)
-        self._sessions: TTLCache[tuple[str, str], str] = TTLCache(cache_seconds, max_size=50_000)
+        self._configs: TTLCache[tuple[str, ...], str] = TTLCache(3600, max_size=50_000)
+        self._sessions: TTLCache[tuple[str, ...], str] = TTLCache(cache_seconds, max_size=50_000)
 
     async def _write(self, operation: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         async with self.engine.begin() as connection:
@@ -56,21 +61,29 @@ class Store:
 
     async def _found_or_created(
         self,
-        cache: TTLCache[tuple[str, str], str],
-        key: tuple[str, str],
-        query: Callable[[], Select[Any]],
-        create: Callable[[AsyncConnection], Awaitable[str]],
+        cache: TTLCache[tuple[str, ...], str],
+        table: Table,
+        match: dict[str, str],
+        new_row: Callable[[], dict[str, Any]],
     ) -> str:
-        """The id ``query`` finds, else the one ``create`` inserts (insert-if-absent, then a read of the
-        row that won, so racing processes agree); remembered in ``cache``, one lookup per key at a time.
-        Queries are built only on a miss: building one costs more than the whole cached lookup."""
+        """The id of ``table``'s row with the ``match`` values, else of the one inserted with them and
+        ``new_row()`` (insert-if-absent, then a read of the row that won, so racing processes agree).
+        Remembered in ``cache`` under the match values, one lookup per key at a time; the query is built
+        only on a miss (building one costs more than the whole cached lookup)."""
+
+        def query() -> Select[Any]:
+            return select(table.c.id).where(*(table.c[column] == value for column, value in match.items()))
 
         async def load() -> str:
             async with self.engine.connect() as connection:
                 found = (await connection.execute(query())).scalar_one_or_none()
-            return str(found) if found is not None else await self._write(create)
+            if found is not None:
+                return str(found)
+            async with self.engine.begin() as connection:
+                await connection.execute(insert_ignore(connection, table), {**match, **new_row()})
+                return str((await connection.execute(query())).scalar_one())
 
-        found = await cache.get_or_load(key, load)
+        found = await cache.get_or_load(tuple(match.values()), load)
         assert found is not None
         return found
 
@@ -137,22 +150,12 @@ class Store:
 
     async def project_by_name(self, org_id: str, name: str) -> str:
         """The project's id, creating the project on first use."""
-
-        def query() -> Select[Any]:
-            return select(tables.projects.c.id).where(
-                tables.projects.c.org_id == org_id, tables.projects.c.name == name
-            )
-
-        async def create(connection: AsyncConnection) -> str:
-            stamp = now()
-            row = {"id": ids.new_id(ids.PROJECT), "org_id": org_id, "name": name}
-            await connection.execute(
-                insert_ignore(connection, tables.projects), {**row, "created_at": stamp, "updated_at": stamp}
-            )
-            found: str = (await connection.execute(query())).scalar_one()
-            return found
-
-        return await self._found_or_created(self._projects, (org_id, name), query, create)
+        return await self._found_or_created(
+            self._projects,
+            tables.projects,
+            {"org_id": org_id, "name": name},
+            lambda: {"id": ids.new_id(ids.PROJECT), **_stamps()},
+        )
 
     async def project_exists(self, org_id: str, project_id: str) -> bool:
         async def load() -> bool | None:
@@ -177,30 +180,18 @@ class Store:
         self, org_id: str, project_id: str, config_hash: str, body: dict[str, Any]
     ) -> str:
         """The id of the project's config with these parameters, registering a new version if needed."""
-
-        def query() -> Select[Any]:
-            return select(tables.model_configs.c.id).where(
-                tables.model_configs.c.project_id == project_id,
-                tables.model_configs.c.config_hash == config_hash,
-            )
-
-        async def create(connection: AsyncConnection) -> str:
-            await connection.execute(
-                insert_ignore(connection, tables.model_configs),
-                {
-                    "id": ids.new_id(ids.MODEL_CONFIG),
-                    "org_id": org_id,
-                    "project_id": project_id,
-                    "config_hash": config_hash,
-                    "name": body.get("name") or body["model"],
-                    "body": orjson.dumps(body).decode(),
-                    "created_at": now(),
-                },
-            )
-            found: str = (await connection.execute(query())).scalar_one()
-            return found
-
-        return await self._found_or_created(self._configs, (project_id, config_hash), query, create)
+        return await self._found_or_created(
+            self._configs,
+            tables.model_configs,
+            {"project_id": project_id, "config_hash": config_hash},
+            lambda: {
+                "id": ids.new_id(ids.MODEL_CONFIG),
+                "org_id": org_id,
+                "name": body.get("name") or body["model"],
+                "body": orjson.dumps(body).decode(),
+                "created_at": now(),
+            },
+        )
 
     async def model_config(self, config_id: str) -> dict[str, Any] | None:
         query = select(tables.model_configs).where(tables.model_configs.c.id == config_id)
@@ -211,21 +202,12 @@ class Store:
     # -- sessions and parents ----------------------------------------------------------------------------
 
     async def session_by_reference(self, org_id: str, reference_id: str) -> str:
-        def query() -> Select[Any]:
-            return select(tables.sessions.c.id).where(
-                tables.sessions.c.org_id == org_id, tables.sessions.c.reference_id == reference_id
-            )
-
-        async def create(connection: AsyncConnection) -> str:
-            stamp = now()
-            row = {"id": ids.new_id(ids.SESSION), "org_id": org_id, "reference_id": reference_id}
-            await connection.execute(
-                insert_ignore(connection, tables.sessions), {**row, "created_at": stamp, "updated_at": stamp}
-            )
-            found: str = (await connection.execute(query())).scalar_one()
-            return found
-
-        return await self._found_or_created(self._sessions, (org_id, reference_id), query, create)
+        return await self._found_or_created(
+            self._sessions,
+            tables.sessions,
+            {"org_id": org_id, "reference_id": reference_id},
+            lambda: {"id": ids.new_id(ids.SESSION), **_stamps()},
+        )
 
     async def session_exists(self, org_id: str, session_id: str) -> bool:
         query = select(tables.sessions.c.id).where(
