@@ -19,7 +19,8 @@ def content_hash(text: str) -> str:
 def intern(document: Any, blobs: dict[str, str]) -> Any:
     """The document with long strings replaced by references. Containers without a long string anywhere
     inside are returned as they are, not copied: a log's document is mostly short strings and numbers, and
-    this runs for every log on the event loop."""
+    this runs for every log on the event loop. The dict and list branches are written out rather than
+    shared through a helper over (key, value) pairs: that version measured twice as slow."""
     if isinstance(document, str):
         return document if len(document) < MIN_LENGTH else _reference(document, blobs)
     if isinstance(document, dict):
