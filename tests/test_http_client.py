@@ -4,16 +4,21 @@ test's handler writes the raw response bytes, so framing, keep-alive, failures a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import gzip
 import ssl
 import subprocess
+import sys
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.http_client import (
     ClientConnectionError,
     ClientPayloadError,
@@ -21,6 +26,7 @@ from loopgate.providers.http_client import (
     Timeout,
 )
 from loopgate.providers.retry import RetryPolicy
+from loopgate.providers.wire import Upstream as WireUpstream
 
 from .conftest import free_port
 
@@ -361,3 +367,52 @@ async def test_tls_with_a_trusted_self_signed_certificate(
             await trusting.close()
     assert upstream.connections == 1
     assert upstream.requests[0].headers["host"] == f"127.0.0.1:{upstream.port}"
+
+
+@contextlib.contextmanager
+def left_to_the_collector() -> Iterator[list[str]]:
+    """The async generators that the event loop's finalizer hook had to close meanwhile: each was dropped
+    unfinished, and closing it that way costs a self-pipe write, a loop wake-up and a task."""
+    hooks = sys.get_asyncgen_hooks()
+    closed: list[str] = []
+
+    def finalizer(generator: AsyncGenerator[Any, Any]) -> None:
+        closed.append(generator.ag_code.co_qualname)
+        if hooks.finalizer is not None:
+            hooks.finalizer(generator)
+
+    sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finalizer)
+    try:
+        yield closed
+        gc.collect()
+    finally:
+        sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=hooks.finalizer)
+
+
+SSE_ANSWER = b'data: {"n": 1}\n\ndata: {"n": 2}\n\ndata: [DONE]\n\n'
+
+
+def sse(request: Request, writer: asyncio.StreamWriter) -> Awaitable[bool]:
+    return fixed(SSE_ANSWER, "Content-Type: text/event-stream\r\n")(request, writer)
+
+
+async def test_a_stream_read_to_its_done_line_leaves_no_generator_to_the_collector() -> None:
+    upstream, server = await serving(sse)
+    wire = WireUpstream(UpstreamHTTP(connect_timeout=2, total_timeout=5), "test")
+    async with server:
+        with left_to_the_collector() as closed:
+            events = [event async for event in wire.events(upstream.url, {}, {})]
+    assert events == [{"n": 1}, {"n": 2}]
+    assert closed == []
+
+
+async def test_lines_left_early_leave_no_generator_to_the_collector(pool: ConnectionPool) -> None:
+    upstream, server = await serving(sse)
+    async with server:
+        with left_to_the_collector() as closed:
+            response = await pool.request("POST", upstream.url, headers={}, body=b"{}", time_limit=LIMIT)
+            async with response, contextlib.aclosing(response.iter_lines()) as lines:
+                async for line in lines:
+                    assert line == b'data: {"n": 1}'
+                    break
+    assert closed == []

@@ -7,7 +7,7 @@ folded into one message object for the log.
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -88,7 +88,7 @@ class AnthropicMessagesAdapter(HTTPAdapter):
 
     async def _stream_once(
         self, request: JSON, headers: dict[str, str], responses: list[Any], *, index: int
-    ) -> AsyncIterator[StreamDelta | Usage]:
+    ) -> AsyncGenerator[StreamDelta | Usage, None]:
         assembled = wire.StreamAssembly()
         tool_positions: dict[int, int] = {}  # content block index -> position among the tool calls
         try:

@@ -11,7 +11,8 @@ sends no tools: Converse cannot forbid them); the model config's ``other`` goes 
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -200,12 +201,15 @@ class BedrockConverseAdapter:
 
     async def _events(
         self, url: str, data: bytes, headers: dict[str, str], assembly: "_StreamAssembly"
-    ) -> AsyncIterator[StreamDelta]:
+    ) -> AsyncGenerator[StreamDelta, None]:
         origin = self.display_name
         decoder = EventStreamBuffer()
         try:
-            async with await self._send(url, data, headers) as response:
-                async for chunk in response.iter_chunks():
+            async with (
+                await self._send(url, data, headers) as response,
+                aclosing(response.iter_chunks()) as chunks,
+            ):
+                async for chunk in chunks:
                     decoder.add_data(chunk)
                     for message in decoder:
                         kind = message.headers.get(":message-type")

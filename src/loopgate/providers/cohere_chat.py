@@ -9,7 +9,7 @@ tool-call-start/delta/end, message-end) become deltas, folded into one chat-shap
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from loopgate.errors import ProviderError, UpstreamStatusError
@@ -81,7 +81,7 @@ class CohereChatAdapter(HTTPAdapter):
 
     async def _events(
         self, request: JSON, headers: dict[str, str], assembly: "_StreamAssembly"
-    ) -> AsyncIterator[StreamDelta]:
+    ) -> AsyncGenerator[StreamDelta, None]:
         async for event in self._upstream.events(self._url, request, headers):
             if event.get("type") is None and (event.get("error") or event.get("message")):
                 message = error_message(event) or f"{self.display_name} reported an error"

@@ -27,7 +27,8 @@ import os
 import ssl
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -358,7 +359,7 @@ class Response:
         parts = [chunk async for chunk in self.iter_chunks()]
         return b"".join(parts)
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
+    async def iter_chunks(self) -> AsyncGenerator[bytes, None]:
         """The body as it arrives, one piece per socket read (decoded when it was compressed)."""
         exchange = self._exchange
         connection = self._connection
@@ -375,16 +376,21 @@ class Response:
             exchange.waiter = asyncio.get_running_loop().create_future()
             await exchange.waiter
 
-    async def iter_lines(self) -> AsyncIterator[bytes]:
-        """The body line by line, without the line end (``\\r`` is left on CRLF lines)."""
+    async def iter_lines(self) -> AsyncGenerator[bytes, None]:
+        """The body line by line, without the line end (``\\r`` is left on CRLF lines).
+
+        Callers that may stop early close it (``contextlib.aclosing``), and it closes ``iter_chunks``: an
+        async generator left unfinished is closed by the event loop's finalizer hook, which costs a
+        self-pipe write, a wake-up and a task per generator (two per streamed chat, before this)."""
         pending = b""
-        async for chunk in self.iter_chunks():
-            if pending:
-                chunk = pending + chunk
-            lines = chunk.split(b"\n")
-            pending = lines.pop()
-            for line in lines:
-                yield line
+        async with aclosing(self.iter_chunks()) as chunks:
+            async for chunk in chunks:
+                if pending:
+                    chunk = pending + chunk
+                lines = chunk.split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    yield line
         if pending:
             yield pending
 

@@ -7,7 +7,7 @@ later requests fan out ``n`` concurrent calls straight away instead of paying a 
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -146,7 +146,7 @@ class OpenAIChatAdapter(HTTPAdapter):
 
     async def _stream_once(
         self, url: str, body: JSON, headers: dict[str, str], responses: list[Any], *, offset: int
-    ) -> AsyncIterator[StreamDelta | Usage]:
+    ) -> AsyncGenerator[StreamDelta | Usage, None]:
         """One upstream stream; choice indexes are shifted by ``offset`` so parallel calls stay apart."""
         assembled = _StreamAssembly()
         try:

@@ -13,7 +13,8 @@ Tools are not sent: Replicate's text models take a prompt, not a tool schema.
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 from loopgate.errors import (
@@ -181,7 +182,7 @@ class ReplicatePredictionsAdapter:
 
     async def _stream_one(
         self, url: str, request: JSON, headers: dict[str, str], assembly: "_StreamAssembly"
-    ) -> AsyncIterator[StreamDelta]:
+    ) -> AsyncGenerator[StreamDelta, None]:
         prediction = await self._upstream.post(url, request, headers)
         assembly.prediction = prediction
         if prediction.get("status") in ("failed", "canceled"):
@@ -200,24 +201,25 @@ class ReplicatePredictionsAdapter:
             ) as response:
                 if response.status >= 400:
                     raise status_error(origin, response.status, await response.read(), response.headers)
-                async for event, data in _sse(response.iter_lines()):
-                    assembly.chunks += 1
-                    if event == "output":
-                        assembly.text.append(data)
-                        yield StreamDelta(index=assembly.index, text=data)
-                    elif event == "error":
-                        body = _json_or_text(data)
-                        message = error_message(body) or "stream error"
-                        raise UpstreamStatusError(
-                            f"{origin} prediction failed: {message}",
-                            origin=origin,
-                            status_code=502,
-                            body=body,
-                        )
-                    elif event == "done":
-                        reason = _json_or_text(data)
-                        assembly.done = (isinstance(reason, dict) and reason.get("reason")) or "succeeded"
-                        break
+                async with aclosing(_sse(response.iter_lines())) as events:
+                    async for event, data in events:
+                        assembly.chunks += 1
+                        if event == "output":
+                            assembly.text.append(data)
+                            yield StreamDelta(index=assembly.index, text=data)
+                        elif event == "error":
+                            body = _json_or_text(data)
+                            message = error_message(body) or "stream error"
+                            raise UpstreamStatusError(
+                                f"{origin} prediction failed: {message}",
+                                origin=origin,
+                                status_code=502,
+                                body=body,
+                            )
+                        elif event == "done":
+                            reason = _json_or_text(data)
+                            assembly.done = (isinstance(reason, dict) and reason.get("reason")) or "succeeded"
+                            break
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{origin} did not answer in time", origin=origin) from exc
         except ClientError as exc:
@@ -277,24 +279,26 @@ def _json_or_text(data: str) -> Any:
         return data
 
 
-async def _sse(lines: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, str]]:
-    """(event, data) of each server-sent event; multi-line data joined with newlines, as the spec says."""
+async def _sse(lines: AsyncGenerator[bytes, None]) -> AsyncGenerator[tuple[str, str], None]:
+    """(event, data) of each server-sent event; multi-line data joined with newlines, as the spec says.
+    Closes ``lines`` when it is closed itself (the stream stops reading at the ``done`` event)."""
     event, data = "message", list[str]()
-    async for raw in lines:
-        line = raw.decode("utf-8").rstrip("\r\n")
-        if not line:
-            if data:
-                yield event, "\n".join(data)
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        else:
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "event":
-                event = value
-            elif field == "data":
-                data.append(value)
+    async with aclosing(lines):
+        async for raw in lines:
+            line = raw.decode("utf-8").rstrip("\r\n")
+            if not line:
+                if data:
+                    yield event, "\n".join(data)
+                event, data = "message", []
+            elif line.startswith(":"):
+                continue
+            else:
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "event":
+                    event = value
+                elif field == "data":
+                    data.append(value)
     if data:
         yield event, "\n".join(data)
 

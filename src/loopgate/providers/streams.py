@@ -2,7 +2,8 @@
 without ``n``, or a server that ignores it): interleave their streams, and add up their usage."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 from loopgate.providers.base import Usage
@@ -10,19 +11,21 @@ from loopgate.providers.base import Usage
 _T = TypeVar("_T")
 
 
-async def merge(sources: list[AsyncIterator[_T]]) -> AsyncIterator[_T]:
-    """Interleave several async iterators as their items arrive; the first failure propagates and the
-    other sources are cancelled."""
+async def merge(sources: list[AsyncGenerator[_T, None]]) -> AsyncGenerator[_T, None]:
+    """Interleave several async generators as their items arrive; the first failure propagates and the
+    other sources are cancelled. Each source is closed when it is left, not left to the garbage collector."""
     if len(sources) == 1:
-        async for item in sources[0]:
-            yield item
+        async with aclosing(sources[0]) as only:
+            async for item in only:
+                yield item
         return
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
-    async def pump(source: AsyncIterator[_T]) -> None:
+    async def pump(source: AsyncGenerator[_T, None]) -> None:
         try:
-            async for item in source:
-                await queue.put(("item", item))
+            async with aclosing(source):
+                async for item in source:
+                    await queue.put(("item", item))
         except Exception as exc:
             await queue.put(("error", exc))
         finally:

@@ -5,6 +5,7 @@ headers kept; never classified by message text). The one place an upstream failu
 ``ProviderKeyMissing``."""
 
 from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -121,8 +122,11 @@ class Upstream:
     async def events(self, url: str, body: JSON, headers: dict[str, str]) -> AsyncGenerator[JSON, None]:
         """The JSON objects of an SSE stream's ``data:`` lines, in order, as they arrive."""
         try:
-            async with await self._send(url, body, headers) as response:
-                async for line in response.iter_lines():
+            async with (
+                await self._send(url, body, headers) as response,
+                aclosing(response.iter_lines()) as lines,
+            ):
+                async for line in lines:
                     if not line.startswith(b"data:"):
                         continue
                     payload = line[5:].strip()
