@@ -1,9 +1,11 @@
-"""Ids: the v4 shape, uniqueness across threads and forks, and every alphabet character in use."""
+"""Ids: the v4 shape, creation-time order, uniqueness across threads and forks, and every alphabet character
+in use."""
 
 import os
 import re
 import string
 import threading
+import time
 from collections import Counter
 
 from loopgate import ids
@@ -17,10 +19,10 @@ def test_ids_have_the_v4_shape_and_never_repeat() -> None:
     assert len(set(drawn)) == len(drawn)
 
 
-def test_every_character_is_used_about_equally() -> None:
-    counts = Counter("".join(ids.new_id("x")[2:] for _ in range(10_000)))
+def test_every_character_of_the_random_part_is_used_about_equally() -> None:
+    counts = Counter("".join(ids.new_id("x")[-13:] for _ in range(10_000)))
     assert set(counts) == set(string.ascii_letters + string.digits)
-    expected = 210_000 / 62
+    expected = 130_000 / 62
     # Wrapping the 8 bytes above 248 around would make 'a'..'h' 25% more frequent than the rest.
     assert all(abs(count - expected) < 0.1 * expected for count in counts.values())
 
@@ -52,3 +54,19 @@ def test_a_forked_child_draws_its_own_ids() -> None:
     os.close(read)
     os.waitpid(pid, 0)
     assert child[2:] != ids.new_id("c")[2:]
+
+
+def test_ids_sort_in_creation_order_and_carry_their_time() -> None:
+    """Text order is creation order across milliseconds (new rows go to the end of the id index)."""
+    before = time.time_ns() // 1_000_000
+    drawn = []
+    for _ in range(5):
+        drawn.append(ids.new_id(ids.LOG))
+        time.sleep(0.002)
+    after = time.time_ns() // 1_000_000
+    assert drawn == sorted(drawn)
+    assert all(before <= ids.created_ms(value) <= after for value in drawn)
+    # Within one millisecond the random part decides: same time prefix, different ids.
+    same_moment = [ids.new_id(ids.LOG) for _ in range(100)]
+    assert len(set(same_moment)) == 100
+    assert ids.created_ms(same_moment[0]) <= ids.created_ms(same_moment[-1])
