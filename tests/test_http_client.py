@@ -183,6 +183,28 @@ async def test_stream_chunks_arrive_as_sent(pool: ConnectionPool) -> None:
     assert upstream.connections == 1
 
 
+async def test_line_batches_hold_the_lines_of_each_read_and_join_split_lines(pool: ConnectionPool) -> None:
+    go_on = asyncio.Event()
+
+    async def stream(request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        writer.write(b"16\r\ndata: a\n\ndata: b\n\ndata\r\n")  # two events and half a line
+        await writer.drain()
+        await go_on.wait()
+        writer.write(b"8\r\n: c\n\nend\r\n0\r\n\r\n")  # the rest of the line, and one without an end
+        return True
+
+    upstream, server = await serving(stream)
+    async with server:
+        response = await pool.request("POST", upstream.url, headers={}, body=b"{}", time_limit=LIMIT)
+        async with response, contextlib.aclosing(response.line_batches()) as batches:
+            seen = []
+            async for batch in batches:
+                seen.append(batch)
+                go_on.set()
+    assert seen == [[b"data: a", b"", b"data: b", b""], [b"data: c", b""], [b"end"]]
+
+
 async def test_idle_connection_closed_by_server_then_next_request_succeeds(pool: ConnectionPool) -> None:
     upstream, server = await serving(fixed(b"ok"))
     async with server:

@@ -124,16 +124,17 @@ class Upstream:
         try:
             async with (
                 await self._send(url, body, headers) as response,
-                aclosing(response.iter_lines()) as lines,
+                aclosing(response.line_batches()) as batches,
             ):
-                async for line in lines:
-                    if not line.startswith(b"data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == b"[DONE]":
-                        break
-                    if payload:
-                        yield self._parse(payload)
+                async for lines in batches:
+                    for line in lines:
+                        if not line.startswith(b"data:"):
+                            continue
+                        payload = line[5:].strip()
+                        if payload == b"[DONE]":
+                            return
+                        if payload:
+                            yield self._parse(payload)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{self.origin} did not answer in time", origin=self.origin) from exc
         except ClientError as exc:
