@@ -55,4 +55,4 @@ bench: compile
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(SDK_VENV) $(FAKELLM_VENV)
+	rm -rf $(VENV) $(SDK_VENV) $(FAKELLM_VENV) .venv-peer-*

@@ -101,6 +101,11 @@ def direct_body(*, stream: bool, system_chars: int) -> bytes:
     return _dumps({"model": MODEL, "messages": messages, "stream": stream}).encode()
 
 
+def peer_body(model: str, *, stream: bool, system_chars: int) -> bytes:
+    """The direct request with another model name (a peer gateway's name for the upstream model)."""
+    return _dumps({"model": model, "messages": _messages(system_chars), "stream": stream}).encode()
+
+
 def loopgate_body(*, stream: bool, system_chars: int) -> bytes:
     body: dict[str, Any] = {
         "project": "bench",

@@ -139,8 +139,60 @@ def summarize(r: dict[str, Any], args: argparse.Namespace) -> tuple[list[list[st
     return rows, verdicts
 
 
-def render(rows: list[list[str]]) -> str:
-    header = ["metric", "direct (nginx)", "through loopgate", "added / ratio", "target", "met"]
+def peer_header(r: dict[str, Any]) -> list[str]:
+    name = r["peer"]["name"]
+    return ["metric", "direct (nginx)", f"through {name}", "through loopgate", f"loopgate vs {name}"]
+
+
+def peer_rows(r: dict[str, Any], args: argparse.Namespace) -> list[list[str]]:
+    """The other gateway beside loopgate, from the same run: added latency and throughput, and the ratio."""
+    p, name = r["phases"], r["peer"]["name"]
+    rows: list[list[str]] = []
+    for kind, title, key in (
+        ("plain", "added latency p50, c=1", "p50_ms"),
+        ("plain", "added latency p99, c=1", "p99_ms"),
+        ("stream", "added TTFT p50, c=1", "ttft_p50_ms"),
+    ):
+        d, peer, lg = (p[f"c1_{kind}_{side}"] for side in ("direct", name, "loopgate"))
+        peer_added, lg_added = peer[key] - d[key], lg[key] - d[key]
+        rows.append(
+            [
+                title,
+                f"{d[key]:.3f} ms",
+                f"+{peer_added:.3f} ms",
+                f"+{lg_added:.3f} ms",
+                f"{peer_added / lg_added:.1f}x less added" if lg_added > 0 else "",
+            ]
+        )
+    runs = [(c, "plain", f"requests/s, c={c}") for c in args.concurrency]
+    runs.append((args.stream_concurrency, "stream", f"stream requests/s, c={args.stream_concurrency}"))
+    for concurrency, kind, title in runs:
+        d, peer, lg = (p[f"wrk_c{concurrency}_{kind}_{side}"] for side in ("direct", name, "loopgate"))
+        rows.append(
+            [
+                title,
+                f"{d['rps']:,.0f}",
+                f"{peer['rps']:,.0f} ({peer['non_2xx'] + peer['socket_errors']} errors)",
+                f"{lg['rps']:,.0f}",
+                f"x{lg['rps'] / peer['rps']:.1f}" if peer["rps"] else "",
+            ]
+        )
+        rows.append(
+            [
+                f"  CPU per request, c={concurrency}",
+                "",
+                f"{peer['cpu_us_per_request']:.0f} us",
+                f"{lg['cpu_us_per_request']:.0f} us",
+                f"{peer['cpu_us_per_request'] / lg['cpu_us_per_request']:.1f}x less CPU",
+            ]
+        )
+    ready = [f"{r['peer']['ready_s']:.2f} s", f"{r['ready']['first_chat_s']:.2f} s"]
+    rows.append(["ready: first 200", "", *ready, ""])
+    return rows
+
+
+def render(rows: list[list[str]], header: list[str] | None = None) -> str:
+    header = header or ["metric", "direct (nginx)", "through loopgate", "added / ratio", "target", "met"]
     table = [header, *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = []

@@ -43,6 +43,7 @@ import loadgen
 import procs
 import report
 from fixtures import ECHO_MODULE, Target, direct_body, loopgate_body, nginx_config
+from peers import PEERS
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -59,6 +60,7 @@ class Bench:
         self.db_path = self.dir / "bench.db"
         self.nginx: procs.Managed | None = None
         self.loopgate: procs.Managed | None = None
+        self.peer = PEERS[args.peer](self.dir) if args.peer else None
         self.results: dict[str, Any] = {"commands": {}, "phases": {}}
         self.loopgate_served = 0  # requests loopgate has answered, by our own count
 
@@ -84,6 +86,14 @@ class Bench:
     def nginx_pids(self) -> list[int]:
         assert self.nginx is not None
         return procs.process_tree(self.nginx.pid)
+
+    def pids_of(self, target: Target) -> list[int]:
+        """The processes whose CPU a run against ``target`` charges: the gateway's, or nginx's."""
+        if target.name == "loopgate":
+            return self.loopgate_pids()
+        if self.peer is not None and target.name == self.peer.name:
+            return self.peer.pids()
+        return self.nginx_pids()
 
     def db_counts(self) -> dict[str, int]:
         with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as db:
@@ -194,7 +204,7 @@ class Bench:
             loadgen.run_sync(
                 "127.0.0.1", target.port, raw, count=self.args.c1_warmup, concurrency=1, sse=stream
             )
-            watched = self.loopgate_pids() if target.name == "loopgate" else self.nginx_pids()
+            watched = self.pids_of(target)
             cpu_before = sum(procs.cpu_seconds(watched))
             stats = loadgen.run_sync("127.0.0.1", target.port, raw, count=count, concurrency=1, sse=stream)
             cpu_used = sum(procs.cpu_seconds(watched)) - cpu_before
@@ -245,7 +255,7 @@ class Bench:
         env = dict(os.environ, BENCH_BODY=str(body_file), BENCH_HEADERS=str(headers_file))
         is_loopgate = target.name == "loopgate"
         logs_before = self.settled_log_count() if is_loopgate else 0
-        watched = self.loopgate_pids() if is_loopgate else self.nginx_pids()
+        watched = self.pids_of(target)
         cpu_before = procs.cpu_seconds(watched)
         done = subprocess.run(
             argv, env=env, capture_output=True, text=True, check=False, timeout=duration + 60
@@ -296,7 +306,8 @@ class Bench:
             f"{label} (wrk -c{concurrency}): {result['rps']:.0f} req/s, "
             f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
             f"non-2xx {result['non_2xx']}, socket errors {errors}, "
-            f"{'loopgate' if is_loopgate else 'nginx'} CPU {result['cpu_us_per_request']:.0f} us/req "
+            f"{'nginx' if target.name == 'direct' else target.name} CPU "
+            f"{result['cpu_us_per_request']:.0f} us/req "
             f"({result['cpu_user_us_per_request']:.0f} user){extra}"
         )
         return result
@@ -401,6 +412,27 @@ class Bench:
                 f"summary: .venv/bin/python bench/profile_summary.py {destination.relative_to(ROOT)}"
             )
 
+    def measure_peer(self, direct: Target) -> None:
+        """The same c=1 and wrk runs through the other gateway (loopgate idles meanwhile)."""
+        assert self.peer is not None
+        ready = self.peer.start(self.upstream_port)
+        self.results["peer"] = {
+            "name": self.peer.name,
+            "requirement": self.peer.requirement,
+            "ready_s": ready,
+        }
+        self.say(f"{self.peer.requirement} on 127.0.0.1:{self.peer.port}: first 200 after {ready:.1f} s")
+        peer = self.peer.target(self.args.system_prompt_chars)
+        self.concurrency_one([peer], stream=False)
+        self.concurrency_one([peer], stream=True)
+        for concurrency in self.args.concurrency:
+            label = f"wrk_c{concurrency}_plain_{peer.name}"
+            self.wrk(peer, concurrency=concurrency, duration=self.args.duration, stream=False, label=label)
+        streams = self.args.stream_concurrency
+        label = f"wrk_c{streams}_stream_{peer.name}"
+        self.wrk(peer, concurrency=streams, duration=self.args.duration, stream=True, label=label)
+        self.peer.stop()
+
     def database_report(self, shutdown_s: float) -> None:
         with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as db:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -447,6 +479,8 @@ class Bench:
         )
         (BENCH / "results").mkdir(exist_ok=True)
         self.ensure_tools()
+        if self.peer is not None:
+            self.peer.install(self.say)  # before anything is measured: pip is busy for a minute or two
         self.start_upstream()
         key = self.create_key()
         self.start_loopgate(key)
@@ -492,6 +526,8 @@ class Bench:
         self.soak(through)
         self.results["rss_after_soak_kib"] = procs.rss_kib(self.loopgate_pids())
         self.results["logs_at_soak_end"] = self.db_counts()["total"]
+        if self.peer is not None:
+            self.measure_peer(direct)
         if args.py_spy:
             self.profile(through)
         assert self.loopgate is not None
@@ -502,6 +538,8 @@ class Bench:
         return self.results
 
     def cleanup(self) -> None:
+        if self.peer is not None:
+            self.peer.stop()
         for managed in (self.loopgate, self.nginx):
             if managed is not None:
                 managed.stop(signal.SIGTERM if managed is self.loopgate else signal.SIGQUIT)
@@ -573,6 +611,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--py-spy", metavar="PATH", help="py-spy binary: profile loopgate in an extra c=32 run"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, DB)")
+    parser.add_argument(
+        "--peer",
+        choices=sorted(PEERS),
+        help="also measure this gateway (installed once into .venv-peer-NAME) behind the same upstream",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     defaults = {
@@ -614,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, verdicts = report.summarize(results, args)
     results["summary"] = verdicts
     table = report.render(rows)
+    if "peer" in results:
+        table += "\n\n" + report.render(report.peer_rows(results, args), header=report.peer_header(results))
     results["table"] = table
     path = BENCH / "results" / f"bench-{results['started']}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
