@@ -1,7 +1,8 @@
 """Another gateway behind the same upstream, for a side-by-side ratio: ``bench/run.py --peer litellm``.
 
 The peer is installed from PyPI into an environment of its own (``.venv-peer-<name>`` at the repository
-root, pinned, reused by later runs, removed by ``make clean``), never into loopgate's. It gets the same
+root, pinned with its dependencies by ``bench/<name>-constraints.txt``, reused by later runs, removed by
+``make clean``), never into loopgate's. It gets the same
 nginx upstream and the same OpenAI-shaped requests as the direct path; only the measurements that apply
 to a gateway without durable logs are run (c=1 latency and TTFT, wrk plain and streamed).
 
@@ -29,6 +30,7 @@ class LiteLLM:
 
     name = "litellm"
     requirement = "litellm[proxy]==1.108.7"
+    constraints = Path(__file__).resolve().parent / "litellm-constraints.txt"  # its dependencies, pinned
 
     def __init__(self, directory: Path) -> None:
         self.venv = ROOT / f".venv-peer-{self.name}"
@@ -39,13 +41,14 @@ class LiteLLM:
 
     def install(self, say: Callable[[str], None]) -> None:
         marker = self.venv / ".installed"
-        if marker.exists() and marker.read_text() == self.requirement:
+        stamp = self.requirement + "\n" + self.constraints.read_text()
+        if marker.exists() and marker.read_text() == stamp:
             return
         say(f"installing {self.requirement} into {self.venv.relative_to(ROOT)} (once) ...")
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(self.venv)], check=True)
-        pip = [str(self.venv / "bin" / "pip"), "install", "-q"]
+        pip = [str(self.venv / "bin" / "pip"), "install", "-q", "-c", str(self.constraints)]
         subprocess.run([*pip, self.requirement], check=True)
-        marker.write_text(self.requirement)
+        marker.write_text(stamp)
 
     def config(self, upstream_port: int) -> str:
         base = f"http://127.0.0.1:{upstream_port}/v1"
