@@ -88,15 +88,6 @@ def new_id(prefix: str) -> str:
     return prefix + "_" + _clock.text() + _characters.take(_RANDOM_LENGTH)
 
 
-def created_ms(value: str) -> int:
-    """The creation time, in milliseconds since 1970, written into an id by ``new_id``."""
-    digits = value.rpartition("_")[2][:_TIME_LENGTH]
-    result = 0
-    for character in digits:
-        result = result * 62 + _SORTED.index(character)
-    return result
-
-
 PROJECT = "pr"
 LOG = "data"
 SESSION = "sesh"
