@@ -112,10 +112,10 @@ def test_serve_with_two_workers_runs_two_processes_that_agree(tmp_path: Path, ba
     server = make_server(tmp_path, backend=backend)
     project, reference = unique("workers"), unique("conversation")
     bodies = [chat_body(project, f"m{i}", session_reference_id=reference) for i in range(CHATS // 2)]
-    server.start("--workers", "2", timeout=90)  # each worker imports everything anew: slow on a busy machine
+    server.start("--workers", "2", timeout=90)
     try:
-        # uvicorn's supervisor has one child per worker (plus, on some versions, a resource tracker).
-        assert _worker_processes(server) >= 2
+        # loopgate's supervisor forks one child per worker (loopgate/supervisor.py).
+        assert _worker_processes(server) == 2
         responses = asyncio.run(_chat_everywhere([server], bodies))
     finally:
         server.stop()

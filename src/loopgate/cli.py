@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -44,29 +44,29 @@ def _serve(settings: "Settings", args: argparse.Namespace) -> int:
     with _start_up_imports():
         import uvicorn
 
+        # Here, with the collector paused, rather than inside uvicorn; workers are forked with it loaded.
+        import loopgate.api.app  # noqa: F401
         from loopgate.store.db import migrate
 
-        if workers == 1:
-            # In this process uvicorn would import the app inside run(), with the collector running.
-            import loopgate.api.app  # noqa: F401
-
     migrate(settings.database_url)
-    # Workers are separate processes; each builds its app from the same LOOPGATE_* environment.
-    uvicorn.run(
-        "loopgate.api.app:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        ws="none",  # no WebSocket routes: saves importing a WebSocket implementation at start-up
+    options: dict[str, Any] = {
+        "host": args.host or settings.host,
+        "port": args.port or settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "ws": "none",  # no WebSocket routes: saves importing a WebSocket implementation at start-up
         # Nothing reads the client address, and the log browser reads X-Forwarded-Proto itself: the
         # proxy-headers middleware would otherwise run on every request (~2% of a chat's CPU).
-        proxy_headers=False,
-        log_level=settings.log_level,
-        access_log=False,
-    )
+        "proxy_headers": False,
+        "log_level": settings.log_level,
+        "access_log": False,
+    }
+    app = "loopgate.api.app:create_app"
+    if workers > 1:
+        from loopgate import supervisor
+
+        return supervisor.serve(uvicorn.Config(app, factory=True, **options), workers)
+    uvicorn.run(app, factory=True, **options)
     return 0
 
 

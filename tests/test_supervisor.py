@@ -1,0 +1,79 @@
+"""``loopgate serve --workers N`` (loopgate/supervisor.py): forked workers that are replaced when they die,
+stop together on SIGTERM, and stop everything, without restarting, when they cannot start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from tests.conftest import Server, free_port, make_server
+from tests.helpers import chat_body, unique
+
+
+def _workers(server: Server) -> list[int]:
+    assert server.process is not None
+    pid = server.process.pid
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _replaced(server: Server, dead: int, timeout: float = 30.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = _workers(server)
+        if len(workers) == 2 and dead not in workers:
+            return workers
+        time.sleep(0.05)
+    raise AssertionError(f"worker {dead} was not replaced: {_workers(server)}")
+
+
+def test_a_killed_worker_is_replaced_and_sigterm_stops_every_process(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    server.start("--workers", "2", timeout=90)
+    assert server.process is not None
+    try:
+        first = _workers(server)
+        assert len(first) == 2
+        os.kill(first[0], signal.SIGKILL)
+        after = _replaced(server, first[0])
+        assert first[1] in after  # the other worker went on serving meanwhile
+        project = unique("supervised")
+        with server.client() as client:
+            answers = [client.post("/chat", json=chat_body(project, f"m{i}")) for i in range(20)]
+        assert {answer.status_code for answer in answers} == {200}
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+        assert not [pid for pid in after if Path(f"/proc/{pid}").exists()]
+    finally:
+        server.stop()
+
+
+_FAILING = textwrap.dedent(
+    """
+    import sys
+    import uvicorn
+    from loopgate import supervisor
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.failed", "message": "no database"})
+
+    config = uvicorn.Config(app, port=int(sys.argv[1]), lifespan="on", log_level="warning")
+    sys.exit(supervisor.serve(config, 2))
+    """
+)
+
+
+def test_workers_that_cannot_start_stop_the_server_instead_of_restarting() -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _FAILING, str(free_port())], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("no database") == 2  # each worker tried once; none was started again
+    assert time.monotonic() - started < 30
