@@ -77,3 +77,29 @@ def test_workers_that_cannot_start_stop_the_server_instead_of_restarting() -> No
     assert done.returncode == 3, done.stderr
     assert done.stderr.count("no database") == 2  # each worker tried once; none was started again
     assert time.monotonic() - started < 30
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for whoever adopted it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    server.start("--workers", "2", timeout=90)
+    assert server.process is not None
+    try:
+        workers = _workers(server)
+        assert len(workers) == 2
+        server.process.kill()  # SIGKILL: no chance to stop its workers itself
+        server.process.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in workers if _running(pid)]
+    finally:
+        server.stop()

@@ -7,7 +7,7 @@ place, sharing their pages with the parent (the start-up heap is frozen out of t
 its pages stay shared), and answer as soon as their event loop runs. They all accept on one listening
 socket bound here; the kernel hands each connection to one of them.
 
-The parent only supervises: SIGTERM or SIGINT stops every worker (with SIGTERM, uvicorn's graceful
+The parent only supervises: SIGTERM, SIGINT or SIGHUP stops every worker (with SIGTERM, uvicorn's graceful
 shutdown, which commits every log already handed to the writer) and then the parent. A worker that dies
 is replaced, unless it failed while starting, which would only fail again: then everything stops, with
 uvicorn's start-up failure status. Nothing here runs before the fork that a child could inherit half-done:
@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from types import FrameType
 
@@ -27,6 +28,9 @@ import uvicorn
 _log = logging.getLogger("loopgate.supervisor")
 STARTUP_FAILURE = 3  # uvicorn's exit status when a server could not start
 _RESTART_PAUSE = 0.5  # between a worker's death and its replacement: no hot loop if workers keep dying
+# SIGHUP too: left at its default it would end the parent alone and leave the workers serving.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def serve(config: uvicorn.Config, workers: int) -> int:
@@ -36,9 +40,10 @@ def serve(config: uvicorn.Config, workers: int) -> int:
     status = 0
 
     def start(number: int) -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            os._exit(_run_worker(config, sock))
+            os._exit(_run_worker(config, sock, parent))
         children[pid] = number
         _log.info("worker %d started (pid %d)", number, pid)
 
@@ -50,8 +55,8 @@ def serve(config: uvicorn.Config, workers: int) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, stop_all)
-    signal.signal(signal.SIGINT, stop_all)
+    for stop_signal in _STOP_SIGNALS:
+        signal.signal(stop_signal, stop_all)
     for number in range(workers):
         start(number)
     while children:
@@ -77,11 +82,12 @@ def serve(config: uvicorn.Config, workers: int) -> int:
     return status
 
 
-def _run_worker(config: uvicorn.Config, sock: socket.socket) -> int:
+def _run_worker(config: uvicorn.Config, sock: socket.socket, parent: int) -> int:
     """The forked child: serve until told to stop. Returns the exit status (the caller ``_exit``s)."""
     # The parent's handlers came with the fork; uvicorn installs its own once it serves.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    for stop_signal in _STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_DFL)
+    _stop_with(parent)
     try:
         server = uvicorn.Server(config)
         server.run(sockets=[sock])
@@ -91,3 +97,16 @@ def _run_worker(config: uvicorn.Config, sock: socket.socket) -> int:
         _log.exception("worker failed")
         return 1
     return 0 if server.started else STARTUP_FAILURE
+
+
+def _stop_with(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the parent dies (say, of SIGKILL), so no worker goes
+    on serving unsupervised. Linux only; elsewhere a worker outlives a killed parent."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
