@@ -40,11 +40,20 @@ def serve(config: uvicorn.Config, workers: int) -> int:
     status = 0
 
     def start(number: int) -> None:
+        if stopping:
+            return
         parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(_run_worker(config, sock, parent))
-        children[pid] = number
+        # Stop signals wait until the child is on record here and, in the child, until the parent's
+        # handler is gone: arriving in between, one would miss the new worker, or run the parent's
+        # handler inside it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                os._exit(_run_worker(config, sock, parent))
+            children[pid] = number
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         _log.info("worker %d started (pid %d)", number, pid)
 
     def stop_all(signum: int, _frame: FrameType | None) -> None:
@@ -84,9 +93,11 @@ def serve(config: uvicorn.Config, workers: int) -> int:
 
 def _run_worker(config: uvicorn.Config, sock: socket.socket, parent: int) -> int:
     """The forked child: serve until told to stop. Returns the exit status (the caller ``_exit``s)."""
-    # The parent's handlers came with the fork; uvicorn installs its own once it serves.
+    # The parent's handlers came with the fork (stop signals blocked): back to the defaults, then a stop
+    # signal that came meanwhile ends this worker. uvicorn installs its own handlers once it serves.
     for stop_signal in _STOP_SIGNALS:
         signal.signal(stop_signal, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     _stop_with(parent)
     try:
         server = uvicorn.Server(config)
