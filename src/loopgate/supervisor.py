@@ -28,7 +28,10 @@ import uvicorn
 _log = logging.getLogger("loopgate.supervisor")
 STARTUP_FAILURE = 3  # uvicorn's exit status when a server could not start
 _RESTART_PAUSE = 0.5  # between a worker's death and its replacement: no hot loop if workers keep dying
-# SIGHUP too: left at its default it would end the parent alone and leave the workers serving.
+# SIGHUP too: left at its default it would end the parent alone and leave the workers serving. uvicorn's
+# supervisor restarts its workers on SIGHUP, as fresh interpreters that load the code anew; workers forked
+# from this parent would come back with the code it loaded at start, so new code takes a restart of
+# ``loopgate serve`` itself.
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
