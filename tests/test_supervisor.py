@@ -9,7 +9,10 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import Server, free_port, make_server
 from tests.helpers import chat_body, unique
@@ -31,25 +34,34 @@ def _replaced(server: Server, dead: int, timeout: float = 30.0) -> list[int]:
     raise AssertionError(f"worker {dead} was not replaced: {_workers(server)}")
 
 
-def test_a_killed_worker_is_replaced_and_sigterm_stops_every_process(tmp_path: Path) -> None:
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[tuple[Server, subprocess.Popen[bytes], list[int]]]:
+    """``loopgate serve --workers 2``: the server, its parent process and the two workers' pids."""
     server = make_server(tmp_path)
     server.start("--workers", "2", timeout=90)
     assert server.process is not None
     try:
-        first = _workers(server)
-        assert len(first) == 2
-        os.kill(first[0], signal.SIGKILL)
-        after = _replaced(server, first[0])
-        assert first[1] in after  # the other worker went on serving meanwhile
-        project = unique("supervised")
-        with server.client() as client:
-            answers = [client.post("/chat", json=chat_body(project, f"m{i}")) for i in range(20)]
-        assert {answer.status_code for answer in answers} == {200}
-        server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(timeout=30) == 0
-        assert not [pid for pid in after if Path(f"/proc/{pid}").exists()]
+        workers = _workers(server)
+        assert len(workers) == 2
+        yield server, server.process, workers
     finally:
         server.stop()
+
+
+def test_a_killed_worker_is_replaced_and_sigterm_stops_every_process(
+    two_workers: tuple[Server, subprocess.Popen[bytes], list[int]],
+) -> None:
+    server, parent, first = two_workers
+    os.kill(first[0], signal.SIGKILL)
+    after = _replaced(server, first[0])
+    assert first[1] in after  # the other worker went on serving meanwhile
+    project = unique("supervised")
+    with server.client() as client:
+        answers = [client.post("/chat", json=chat_body(project, f"m{i}")) for i in range(20)]
+    assert {answer.status_code for answer in answers} == {200}
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=30) == 0
+    assert not [pid for pid in after if Path(f"/proc/{pid}").exists()]
 
 
 _FAILING = textwrap.dedent(
@@ -88,18 +100,13 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
-def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
-    server = make_server(tmp_path)
-    server.start("--workers", "2", timeout=90)
-    assert server.process is not None
-    try:
-        workers = _workers(server)
-        assert len(workers) == 2
-        server.process.kill()  # SIGKILL: no chance to stop its workers itself
-        server.process.wait(timeout=10)
-        deadline = time.monotonic() + 30
-        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not [pid for pid in workers if _running(pid)]
-    finally:
-        server.stop()
+def test_workers_stop_when_the_parent_is_killed(
+    two_workers: tuple[Server, subprocess.Popen[bytes], list[int]],
+) -> None:
+    _, parent, workers = two_workers
+    parent.kill()  # SIGKILL: no chance to stop its workers itself
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if _running(pid)]
