@@ -4,6 +4,7 @@
     .venv/bin/python bench/ready.py --starts 9
     mkdir -p /tmp/base && git archive HEAD src | tar -x -C /tmp/base
     .venv/bin/python bench/ready.py --baseline /tmp/base/src
+    .venv/bin/python bench/ready.py --workers 2  # serve --workers 2
 
 The same measurement as bench/run.py's "ready" step (Popen -> first 200 of GET /healthz, then of
 POST /v4/chat), on a fresh SQLite database migrated by ``loopgate keys create`` beforehand and with the
@@ -49,7 +50,7 @@ class Start(NamedTuple):
     projects_ms: float  # Popen -> 200 of the GET /v4/projects sent after that chat
 
 
-def one_start(env: dict[str, str], key: str, log: Path) -> Start:
+def one_start(env: dict[str, str], key: str, log: Path, workers: int) -> Start:
     port = procs.free_port()
     chat = loadgen.build_request(
         "127.0.0.1",
@@ -59,7 +60,10 @@ def one_start(env: dict[str, str], key: str, log: Path) -> Start:
         {"Content-Type": "application/json", "X-API-KEY": key, "Connection": "close"},
     )
     projects = f"GET /v4/projects HTTP/1.1\r\nHost: x\r\nX-API-KEY: {key}\r\nConnection: close\r\n\r\n"
-    server = procs.Managed("loopgate", [str(LOOPGATE), "serve", "--port", str(port)], env=env, log=log)
+    argv = [str(LOOPGATE), "serve", "--port", str(port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    server = procs.Managed("loopgate", argv, env=env, log=log)
     try:
         if procs.wait_until(lambda: procs.http_status(port, HEALTH) == 200, timeout=30) is None:
             raise SystemExit(f"loopgate did not become ready:\n{server.tail()}")
@@ -82,6 +86,7 @@ def main() -> int:
     )
     parser.add_argument("--starts", type=int, default=5, help="starts of each variant (default 5)")
     parser.add_argument("--baseline", type=Path, help="a src/ directory to compare with, start for start")
+    parser.add_argument("--workers", type=int, default=1, help="loopgate serve --workers N (default 1)")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="loopgate-ready-"))
     env = {key: value for key, value in os.environ.items() if not key.startswith("LOOPGATE_")}
@@ -97,7 +102,7 @@ def main() -> int:
     starts: dict[str, list[Start]] = {name: [] for name in variants}
     for number in range(1, args.starts + 1):
         for name, variant_env in variants.items():
-            start = one_start(variant_env, key, directory / f"serve-{number}.out")
+            start = one_start(variant_env, key, directory / f"serve-{number}.out", args.workers)
             starts[name].append(start)
             print(f"{name}, start {number}: " + ", ".join(f"{k} {v:.0f}" for k, v in start._asdict().items()))
     for name, measured in starts.items():
