@@ -24,9 +24,9 @@ import time
 from types import FrameType
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE  # the status uvicorn exits with when a server cannot start
 
 _log = logging.getLogger("loopgate.supervisor")
-STARTUP_FAILURE = 3  # uvicorn's exit status when a server could not start
 _RESTART_PAUSE = 0.5  # between a worker's death and its replacement: no hot loop if workers keep dying
 # SIGHUP too: left at its default it would end the parent alone and leave the workers serving. uvicorn's
 # supervisor restarts its workers on SIGHUP, as fresh interpreters that load the code anew; workers forked
