@@ -18,7 +18,7 @@ from loopgate.store.db import create_engine, migrate
 from loopgate.store.repository import Store
 from loopgate.store.writers import LogWriter
 from loopgate.store.writers.sqlalchemy import SQLAlchemyLogWriter
-from loopgate.store.writers.sqlite import SQLiteLogWriter
+from loopgate.store.writers.sqlite import SQLiteLogWriter, connect
 
 STAMP = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -171,3 +171,18 @@ async def test_sqlite_writer_commits_under_the_cross_process_lock(tmp_path: Path
     finally:
         await writer.stop()
         await engine.dispose()
+
+
+def test_sqlite_writer_connection_is_durable_and_keeps_journals_in_memory(tmp_path: Path) -> None:
+    migrate(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    connection = connect(str(tmp_path / "w.db"), "FULL")
+    try:
+        pragma = {
+            name: connection.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("journal_mode", "synchronous", "temp_store")
+        }
+    finally:
+        connection.close()
+    # WAL + FULL: a commit that returned survives a power loss; temp_store 2 = MEMORY: statement journals
+    # never spill to temporary files.
+    assert pragma == {"journal_mode": "wal", "synchronous": 2, "temp_store": 2}
