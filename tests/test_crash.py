@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from loopgate.store import content
 from tests.conftest import make_server
@@ -38,9 +39,16 @@ def _hammer(url: str, key: str, project: str, stop: threading.Event, acknowledge
                 acknowledged.extend(item["id"] for item in response.json()["data"])
 
 
-def test_kill_9_loses_no_acknowledged_log(tmp_path: Path) -> None:
+def _process_tree(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(descendant for child in children for descendant in _process_tree(int(child)))]
+
+
+# One process with its writer thread; two workers with the supervisor's writer process.
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_kill_9_loses_no_acknowledged_log(tmp_path: Path, workers: str) -> None:
     server = make_server(tmp_path)
-    server.start()
+    server.start("--workers", workers, timeout=90)
     assert server.process is not None
     stop = threading.Event()
     acknowledged: list[str] = []
@@ -54,7 +62,8 @@ def test_kill_9_loses_no_acknowledged_log(tmp_path: Path) -> None:
     deadline = time.monotonic() + 20
     while len(acknowledged) < 300 and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.kill(server.process.pid, signal.SIGKILL)  # mid-load: requests are in flight
+    for pid in _process_tree(server.process.pid):  # mid-load: requests are in flight
+        os.kill(pid, signal.SIGKILL)
     server.process.wait()
     stop.set()
     for worker in workers:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loopgate.store.writers.hub import PROCESS_NAME
 from tests.conftest import Server, free_port, make_server, serving
 from tests.helpers import chat_body, db_rows, unique
 
@@ -101,10 +102,10 @@ def test_new_config_parameters_in_a_known_project_make_one_version(pair: tuple[S
     assert _count(pair[0], "SELECT count(*) FROM model_configs WHERE project_id = ?", project_id) == 2
 
 
-def _worker_processes(server: Server) -> int:
+def _child_names(server: Server) -> list[str]:
     assert server.process is not None
     children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
-    return len(children)
+    return [Path(f"/proc/{pid}/comm").read_text().strip() for pid in children]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -114,8 +115,11 @@ def test_serve_with_two_workers_runs_two_processes_that_agree(tmp_path: Path, ba
     bodies = [chat_body(project, f"m{i}", session_reference_id=reference) for i in range(CHATS // 2)]
     server.start("--workers", "2", timeout=90)
     try:
-        # loopgate's supervisor forks one child per worker (loopgate/supervisor.py).
-        assert _worker_processes(server) == 2
+        # loopgate's supervisor forks one child per worker (loopgate/supervisor.py) and, on SQLite, one
+        # that commits every worker's logs (store/writers/hub.py).
+        names = _child_names(server)
+        assert len([name for name in names if name != PROCESS_NAME]) == 2
+        assert names.count(PROCESS_NAME) == (1 if backend == "sqlite" else 0)
         responses = asyncio.run(_chat_everywhere([server], bodies))
     finally:
         server.stop()

@@ -132,7 +132,8 @@ def test_sqlite_rows_bind_datetimes_as_sqlalchemy_does() -> None:
     from sqlalchemy import DateTime
     from sqlalchemy.dialects.sqlite import dialect
 
-    from loopgate.store.writers.sqlite import _COLUMNS, _row
+    from loopgate.store.writers.sqlite import _COLUMNS
+    from loopgate.store.writers.sqlite import row as _row
 
     sqlalchemy_text = DateTime().dialect_impl(dialect()).bind_processor(dialect())
     assert sqlalchemy_text is not None

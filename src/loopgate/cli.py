@@ -64,8 +64,14 @@ def _serve(settings: "Settings", args: argparse.Namespace) -> int:
     app = "loopgate.api.app:create_app"
     if workers > 1:
         from loopgate import supervisor
+        from loopgate.store.db import is_sqlite, sqlite_path
 
-        return supervisor.serve(uvicorn.Config(app, factory=True, **options), workers)
+        writer = None
+        if is_sqlite(settings.database_url):
+            writer = supervisor.WriterOptions(
+                sqlite_path(settings.database_url), settings.sqlite_synchronous, settings.writer_max_batch
+            )
+        return supervisor.serve(uvicorn.Config(app, factory=True, **options), workers, writer)
     uvicorn.run(app, factory=True, **options)
     return 0
 

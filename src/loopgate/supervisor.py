@@ -21,10 +21,13 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from types import FrameType
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE  # the status uvicorn exits with when a server cannot start
+
+from loopgate.store.writers.hub import WriterProcess, use_channel
 
 _log = logging.getLogger("loopgate.supervisor")
 _RESTART_PAUSE = 0.5  # between a worker's death and its replacement: no hot loop if workers keep dying
@@ -36,7 +39,10 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def serve(config: uvicorn.Config, workers: int) -> int:
+def serve(config: uvicorn.Config, workers: int, writer: "WriterOptions | None" = None) -> int:
+    """``writer``: on SQLite, one log-writer process for all workers (``store/writers/hub.py``)."""
+    # The writer first, so that it does not hold the listening socket.
+    hub = WriterProcess(writer.path, writer.synchronous, writer.max_batch) if writer else None
     sock = config.bind_socket()
     children: dict[int, int] = {}  # pid -> worker number
     stopping = False
@@ -46,6 +52,7 @@ def serve(config: uvicorn.Config, workers: int) -> int:
         if stopping:
             return
         parent = os.getpid()
+        channel = hub.channel() if hub else None
         # Stop signals wait until the child is on record here and, in the child, until the parent's
         # handler is gone: arriving in between, one would miss the new worker, or run the parent's
         # handler inside it.
@@ -53,10 +60,15 @@ def serve(config: uvicorn.Config, workers: int) -> int:
         try:
             pid = os.fork()
             if pid == 0:
+                if hub and channel:
+                    hub.forget_in_child()
+                    use_channel(channel)
                 os._exit(_run_worker(config, sock, parent))
             children[pid] = number
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            if channel:
+                channel.close()
         _log.info("worker %d started (pid %d)", number, pid)
 
     def stop_all(signum: int, _frame: FrameType | None) -> None:
@@ -76,6 +88,15 @@ def serve(config: uvicorn.Config, workers: int) -> int:
             pid, wait_status = os.wait()
         except ChildProcessError:
             break
+        if hub and pid == hub.pid:
+            # Its workers' logs can no longer be committed: stop rather than answer 500s.
+            _log.error(
+                "the log writer process exited (status %d); stopping", os.waitstatus_to_exitcode(wait_status)
+            )
+            hub = None
+            status = 1
+            stop_all(signal.SIGTERM, None)
+            continue
         if pid not in children:
             continue
         number = children.pop(pid)
@@ -91,7 +112,16 @@ def serve(config: uvicorn.Config, workers: int) -> int:
         time.sleep(_RESTART_PAUSE)
         start(number)
     sock.close()
+    if hub and hub.finish() != 0:
+        status = status or 1
     return status
+
+
+@dataclass(frozen=True)
+class WriterOptions:
+    path: str
+    synchronous: str
+    max_batch: int
 
 
 def _run_worker(config: uvicorn.Config, sock: socket.socket, parent: int) -> int:

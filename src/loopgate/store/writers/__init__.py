@@ -40,7 +40,12 @@ class LogWriter(Protocol):
 
 def create_writer(engine: AsyncEngine, url: str, *, max_batch: int, synchronous: str = "FULL") -> LogWriter:
     if is_sqlite(url):
+        from loopgate.store.writers.hub import HubLogWriter, worker_channel
         from loopgate.store.writers.sqlite import SQLiteLogWriter
+
+        channel = worker_channel()
+        if channel is not None:  # a worker of ``serve --workers N``: its supervisor's writer process commits
+            return HubLogWriter(channel)
 
         return SQLiteLogWriter(url, max_batch=max_batch, synchronous=synchronous)
     from loopgate.store.writers.sqlalchemy import SQLAlchemyLogWriter

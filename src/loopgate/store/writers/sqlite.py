@@ -89,7 +89,7 @@ class _Item:
     blobs: dict[str, str]
 
 
-def _row(log: dict[str, Any]) -> tuple[Any, ...]:
+def row(log: dict[str, Any]) -> tuple[Any, ...]:
     """Column values in table order; a column the row does not name is NULL."""
     values = list(map(log.get, _COLUMNS))
     for position, process in _PROCESSED:
@@ -131,14 +131,14 @@ class SQLiteLogWriter:
     def write_logs_nowait(self, logs: list[dict[str, Any]], blobs: dict[str, str]) -> asyncio.Future[None]:
         assert self._loop is not None, "writer not started"
         # Rows are converted here, on the event loop, so the writer thread holds the GIL only to commit.
-        item = _Item(self._loop.create_future(), [_row(log) for log in logs], blobs)
+        item = _Item(self._loop.create_future(), [row(log) for log in logs], blobs)
         self._queue.put(item)
         return item.future
 
     # -- the writer thread ------------------------------------------------------------------------------
 
     def _run(self, connection: sqlite3.Connection) -> None:
-        self._lock_fd = _open_lock_file(self._path)
+        self._lock_fd = open_lock_file(self._path)
         try:
             stopping = False
             while not stopping:
@@ -165,42 +165,58 @@ class SQLiteLogWriter:
                 os.close(self._lock_fd)
 
     def _commit(self, connection: sqlite3.Connection, batch: list[_Item]) -> None:
-        outcomes: list[tuple[asyncio.Future[None], BaseException | None]]
-        try:
-            self._transaction(connection, batch)
-            self.commits += 1
-            outcomes = [(item.future, None) for item in batch]
-        except Exception:
-            _log.warning(
-                "group commit of %d items failed; retrying them one by one", len(batch), exc_info=True
-            )
-            outcomes = []
-            for item in batch:
-                try:
-                    self._transaction(connection, [item])
-                except Exception as exc:
-                    outcomes.append((item.future, item_error(exc)))
-                else:
-                    outcomes.append((item.future, None))
+        errors = commit_batch(connection, self._lock_fd, [(item.rows, item.blobs) for item in batch])
+        self.commits += 1
+        outcomes = [
+            (item.future, None if error is None else item_error(error))
+            for item, error in zip(batch, errors, strict=True)
+        ]
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             self._loop.call_soon_threadsafe(_settle, outcomes)
 
-    def _transaction(self, connection: sqlite3.Connection, batch: list[_Item]) -> None:
-        blobs: dict[str, str] = {}
-        rows: list[tuple[Any, ...]] = []
-        for item in batch:
-            blobs.update(item.blobs)
-            rows.extend(item.rows)
-        with _exclusive(self._lock_fd):
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                _insert_many(connection, _INSERT_BLOB, _BLOB_VALUES, list(blobs.items()))
-                _insert_many(connection, _INSERT_LOG, _LOG_VALUES, rows)
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+
+Rows = list[tuple[Any, ...]]
+
+
+def commit_batch(
+    connection: sqlite3.Connection, lock_fd: int | None, batch: list[tuple[Rows, dict[str, str]]]
+) -> list[Exception | None]:
+    """Commit every item's rows and blobs in one transaction; if that fails, each item in a transaction of
+    its own. Returns each item's error (None: committed)."""
+    try:
+        _transaction(connection, lock_fd, batch)
+        return [None] * len(batch)
+    except Exception:
+        _log.warning("group commit of %d items failed; retrying them one by one", len(batch), exc_info=True)
+    errors: list[Exception | None] = []
+    for item in batch:
+        try:
+            _transaction(connection, lock_fd, [item])
+        except Exception as exc:
+            errors.append(exc)
+        else:
+            errors.append(None)
+    return errors
+
+
+def _transaction(
+    connection: sqlite3.Connection, lock_fd: int | None, batch: list[tuple[Rows, dict[str, str]]]
+) -> None:
+    blobs: dict[str, str] = {}
+    rows: Rows = []
+    for item_rows, item_blobs in batch:
+        blobs.update(item_blobs)
+        rows.extend(item_rows)
+    with _exclusive(lock_fd):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            _insert_many(connection, _INSERT_BLOB, _BLOB_VALUES, list(blobs.items()))
+            _insert_many(connection, _INSERT_LOG, _LOG_VALUES, rows)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
 
 
 def connect(path: str, synchronous: str) -> sqlite3.Connection:
@@ -222,7 +238,7 @@ def connect(path: str, synchronous: str) -> sqlite3.Connection:
     return connection
 
 
-def _open_lock_file(path: str) -> int | None:
+def open_lock_file(path: str) -> int | None:
     """The lock file that orders the writers of several processes sharing one database file."""
     if not path or path == ":memory:":
         return None
@@ -260,7 +276,7 @@ def _statement(head: str, group: str, rows: int) -> str:
     return f"{head} VALUES {', '.join([group] * rows)}"
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+def _settle(outcomes: list[tuple[asyncio.Future[None], Exception | None]]) -> None:
     for future, error in outcomes:
         if future.done():
             continue
