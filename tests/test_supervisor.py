@@ -112,6 +112,33 @@ def test_workers_that_cannot_start_stop_the_server_instead_of_restarting() -> No
     assert time.monotonic() - started < 30
 
 
+_NO_DATABASE = textwrap.dedent(
+    """
+    import sys
+    import uvicorn
+    from loopgate import supervisor
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+
+    config = uvicorn.Config(app, port=int(sys.argv[1]), lifespan="on", log_level="warning")
+    writer = supervisor.WriterOptions("/nonexistent/loopgate/x.db", "FULL", 512)
+    sys.exit(supervisor.serve(config, 2, writer))
+    """
+)
+
+
+def test_a_writer_that_cannot_open_the_database_stops_the_server() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_DATABASE, str(free_port())], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    assert "unable to open database file" in done.stderr
+
+
 def _running(pid: int) -> bool:
     """Alive and not a zombie waiting for whoever adopted it."""
     try:

@@ -49,10 +49,17 @@ def serve(config: uvicorn.Config, workers: int, writer: "WriterOptions | None" =
     status = 0
 
     def start(number: int) -> None:
+        nonlocal status
         if stopping:
             return
         parent = os.getpid()
-        channel = hub.channel() if hub else None
+        try:
+            channel = hub.channel() if hub else None
+        except OSError:  # the writer process is gone; its exit is handled where it is reaped
+            _log.exception("could not reach the log writer process; stopping")
+            status = 1
+            stop_all(signal.SIGTERM, None)
+            return
         # Stop signals wait until the child is on record here and, in the child, until the parent's
         # handler is gone: arriving in between, one would miss the new worker, or run the parent's
         # handler inside it.

@@ -90,9 +90,15 @@ class WriterProcess:
         signal.pthread_sigmask(signal.SIG_BLOCK, _IGNORED_SIGNALS)
         try:
             self.pid = os.fork()
-            if self.pid == 0:
-                self._control.close()
-                os._exit(_serve(theirs, path, synchronous, max_batch))
+            if self.pid == 0:  # the writer: it must never return into the supervisor's code
+                status = 1
+                try:
+                    self._control.close()
+                    status = _serve(theirs, path, synchronous, max_batch)
+                except BaseException:
+                    _log.exception("the log writer process failed")
+                finally:
+                    os._exit(status)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _IGNORED_SIGNALS)
         theirs.close()
