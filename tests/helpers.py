@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import httpx
 import orjson
 
 from tests.postgres import pg_rows
@@ -55,3 +58,26 @@ MOCK_CONFIG = {"provider": "mock", "model": "mock-1"}
 def log_body(project: str, **extra: Any) -> dict[str, Any]:
     """A POST /logs item with an inline mock model config (``config`` may be overridden)."""
     return {"project": project, "config": dict(MOCK_CONFIG), **extra}
+
+
+class _Serving(Protocol):
+    url: str
+    api_key: str
+
+
+async def chat_everywhere(servers: Sequence[_Serving], bodies: list[dict[str, Any]]) -> list[httpx.Response]:
+    """Every body posted to ``/chat`` at once, spread round-robin over the servers."""
+    limits = httpx.Limits(max_connections=len(bodies))
+    clients = [
+        httpx.AsyncClient(base_url=s.url, headers={"X-API-KEY": s.api_key}, timeout=60.0, limits=limits)
+        for s in servers
+    ]
+    try:
+        return list(
+            await asyncio.gather(
+                *(clients[i % len(clients)].post("/chat", json=body) for i, body in enumerate(bodies))
+            )
+        )
+    finally:
+        for client in clients:
+            await client.aclose()

@@ -11,12 +11,11 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from loopgate.store.writers.hub import PROCESS_NAME
 from tests.conftest import Server, free_port, make_server, serving
-from tests.helpers import chat_body, db_rows, unique
+from tests.helpers import chat_body, chat_everywhere, db_rows, unique
 
 CHATS = 200
 
@@ -37,24 +36,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Ser
         yield first, second
 
 
-async def _chat_everywhere(servers: list[Server], bodies: list[dict[str, object]]) -> list[httpx.Response]:
-    """Every body at once, spread round-robin over the servers."""
-    limits = httpx.Limits(max_connections=CHATS)
-    clients = [
-        httpx.AsyncClient(base_url=s.url, headers={"X-API-KEY": s.api_key}, timeout=60.0, limits=limits)
-        for s in servers
-    ]
-    try:
-        return list(
-            await asyncio.gather(
-                *(clients[i % len(clients)].post("/chat", json=body) for i, body in enumerate(bodies))
-            )
-        )
-    finally:
-        for client in clients:
-            await client.aclose()
-
-
 def _count(server: Server, query: str, *params: object) -> int:
     return int(db_rows(server.database, query, *params)[0][0])
 
@@ -66,7 +47,7 @@ def test_a_burst_of_first_uses_over_two_processes_makes_one_of_each(pair: tuple[
         chat_body(project, f"message {i}", session_reference_id=reference, model_config=config)
         for i in range(CHATS)
     ]
-    responses = asyncio.run(_chat_everywhere(list(pair), bodies))
+    responses = asyncio.run(chat_everywhere(list(pair), bodies))
     assert [r.status_code for r in responses] == [200] * CHATS, next(
         r.text for r in responses if r.status_code != 200
     )
@@ -94,7 +75,7 @@ def test_new_config_parameters_in_a_known_project_make_one_version(pair: tuple[S
         assert client.post("/chat", json=chat_body(project)).status_code == 200
     config = {"provider": "mock", "model": "mock-1", "temperature": 0.77, "top_p": 0.5}
     bodies = [chat_body(project, f"q{i}", model_config=config) for i in range(CHATS // 2)]
-    responses = asyncio.run(_chat_everywhere(list(pair), bodies))
+    responses = asyncio.run(chat_everywhere(list(pair), bodies))
     assert {r.status_code for r in responses} == {200}
     config_ids = {r.json()["data"][0]["model_config_id"] for r in responses}
     assert len(config_ids) == 1
@@ -120,7 +101,7 @@ def test_serve_with_two_workers_runs_two_processes_that_agree(tmp_path: Path, ba
         names = _child_names(server)
         assert len([name for name in names if name != PROCESS_NAME]) == 2
         assert names.count(PROCESS_NAME) == (1 if backend == "sqlite" else 0)
-        responses = asyncio.run(_chat_everywhere([server], bodies))
+        responses = asyncio.run(chat_everywhere([server], bodies))
     finally:
         server.stop()
     assert {r.status_code for r in responses} == {200}

@@ -14,12 +14,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from loopgate.store.writers.hub import PROCESS_NAME
 from tests.conftest import Server, free_port, make_server
-from tests.helpers import chat_body, db_rows, unique
+from tests.helpers import chat_body, chat_everywhere, db_rows, unique
 
 
 def _children(server: Server) -> list[int]:
@@ -180,7 +179,7 @@ def test_one_writer_process_commits_every_workers_logs(
     assert not [pid for pid in workers if any(n.endswith(".writer-lock") for n in _open_files(pid))]
 
     project, reference = unique("hub"), unique("ref")
-    answers = asyncio.run(_chats(server, [chat_body(project, f"m{i}") for i in range(60)]))
+    answers = asyncio.run(chat_everywhere([server], [chat_body(project, f"m{i}") for i in range(60)]))
     assert {answer.status_code for answer in answers} == {200}
     ids = {item["id"] for answer in answers for item in answer.json()["data"]}
     stored = {row["id"] for row in db_rows(server.database, "SELECT id FROM logs")}
@@ -193,12 +192,6 @@ def test_one_writer_process_commits_every_workers_logs(
         refused = client.post("/logs", json=log)
         assert refused.status_code == 409, refused.text
         assert client.post("/chat", json=chat_body(project)).status_code == 200
-
-
-async def _chats(server: Server, bodies: list[dict[str, object]]) -> list[httpx.Response]:
-    headers = {"X-API-KEY": server.api_key}
-    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as client:
-        return list(await asyncio.gather(*(client.post("/chat", json=body) for body in bodies)))
 
 
 def test_a_dead_writer_stops_the_server(
