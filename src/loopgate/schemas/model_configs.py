@@ -3,7 +3,7 @@
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from loopgate.schemas.common import (
     ChatMessage,
@@ -14,8 +14,13 @@ from loopgate.schemas.common import (
     WireModel,
 )
 
+# Built when first used, not at import: ``POST /v4/chat`` with an inline chat config (the common request)
+# never validates these, and building them at import took ~10 ms of every start.
+_LATE = ConfigDict(defer_build=True)
+
 
 class ModelConfigCompletionRequest(ModelParameters, WireModel):
+    model_config = _LATE
     endpoint: ModelEndpoints = ModelEndpoints.COMPLETE
     # Required by the SDK, optional in the spec: a completion without one is refused when it runs.
     prompt_template: str | None = None
@@ -25,6 +30,7 @@ class LegacyBody(WireModel):
     """Request bodies that SDK 0.5.18 may send ``provider_api_keys`` in (it adds the key to every JSON
     object body); the key is accepted and ignored rather than rejected as unknown."""
 
+    model_config = _LATE
     provider_api_keys: dict[str, Any] | None = Field(default=None, exclude=True)
 
 
@@ -48,6 +54,7 @@ class DeserializeRequest(LegacyBody):
 class StoredModelConfig(ModelParameters, LenientModel):
     """A stored config body read back to run it: every parameter any config kind may carry."""
 
+    model_config = _LATE
     endpoint: ModelEndpoints | None = None
     prompt_template: str | None = None
     chat_template: list[ChatMessage] | None = None

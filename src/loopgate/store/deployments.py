@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loopgate import ids
 from loopgate.store import tables
-from loopgate.store.queries import insert_ignore
+from loopgate.store.queries import dialect_insert, insert_ignore
 from loopgate.store.repository import now
 
 DEFAULT_ENVIRONMENT = "production"
@@ -148,8 +147,7 @@ class Deployments:
 
 
 def _upsert(connection: AsyncConnection) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(_D)
+    statement = dialect_insert(connection, _D)
     return statement.on_conflict_do_update(
         index_elements=[_D.c.project_id, _D.c.environment_id],
         set_={"config_id": statement.excluded.config_id, "updated_at": statement.excluded.updated_at},

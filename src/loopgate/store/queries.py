@@ -3,11 +3,23 @@
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def dialect_insert(connection: AsyncConnection, table: Table) -> Any:
+    """The backend's own INSERT construct, which has ``on_conflict_do_*``.
+
+    Imported here, on first use: importing the PostgreSQL dialect takes ~40 ms, a twentieth of the time
+    from ``loopgate serve`` to its first answer, and a server on SQLite never needs it."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 def insert_ignore(connection: AsyncConnection, table: Table) -> Any:
     """INSERT that leaves an existing row with the same unique key alone (both backends)."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
+    return dialect_insert(connection, table).on_conflict_do_nothing()

@@ -19,7 +19,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    text,
 )
 
 metadata = MetaData()
@@ -128,14 +127,10 @@ logs = Table(
     Index("ix_logs_project_org_created", "project_id", "org_id", "created_at", "id"),
     Index("ix_logs_session_project", "session_id", "project_id", "created_at"),
     Index("ix_logs_parent", "parent_id"),
-    Index(
-        "uq_logs_org_reference",
-        "org_id",
-        "reference_id",
-        unique=True,
-        sqlite_where=text("reference_id IS NOT NULL"),
-        postgresql_where=text("reference_id IS NOT NULL"),
-    ),
+    # Partial on both backends, WHERE reference_id IS NOT NULL (revision 0005), which makes it smaller
+    # and not stricter: NULLs never collide in a unique index. The condition is left out here because a
+    # dialect's keyword (``postgresql_where``) imports that dialect, ~40 ms of every start on SQLite.
+    Index("uq_logs_org_reference", "org_id", "reference_id", unique=True),
     Index("ix_logs_config_project", "config_id", "created_at", "project_id", "org_id", "id"),
     Index("ix_logs_created", "created_at"),
 )
