@@ -63,9 +63,13 @@ class GenerationService:
             )
             for sample in samples
         ]
-        await self._store.writer.write_logs(rows, blobs)
+        committed = self._store.writer.write_logs_nowait(rows, blobs)
+        # The answer is built while the writer commits (its thread holds no GIL inside SQLite or the
+        # fsync), so a lone request does not wait for both one after the other.
         usage = records.total_usage(result.usage, samples)
-        return shapes.response(prepared, samples, usage, result.request, result.responses)
+        answer = shapes.response(prepared, samples, usage, result.request, result.responses)
+        await committed
+        return answer
 
     async def generate_stream(self, org_id: str, request: GenerationBody) -> AsyncIterator[bytes]:
         """Opens the upstream stream before returning, so a provider that refuses the call is answered

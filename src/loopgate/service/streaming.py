@@ -98,10 +98,12 @@ class GenerationStream:
             samples = self._samples()
             rows, blobs = self._rows(samples, status="complete", error=None)
             logged = True  # handed to the writer: it commits even if this request is cancelled now
-            await self._writer.write_logs(rows, blobs)
+            committed = self._writer.write_logs_nowait(rows, blobs)
             usage = records.total_usage(self._end.usage if self._end else None, samples)
-            for sample in samples:
-                yield self._final_event(sample, usage)
+            finals = [self._final_event(sample, usage) for sample in samples]  # built while it commits
+            await committed
+            for final in finals:
+                yield final
         except ProviderError as exc:
             # The provider failed mid-stream: log what was generated, then tell the client.
             rows, blobs = self._rows(self._samples(), status="error", error=f"{exc.origin}: {exc.message}")
