@@ -64,8 +64,9 @@ class GenerationService:
             for sample in samples
         ]
         committed = self._store.writer.write_logs_nowait(rows, blobs)
-        # The answer is built while the writer commits (its thread holds no GIL inside SQLite or the
-        # fsync), so a lone request does not wait for both one after the other.
+        # The answer is built before the wait, not after it: a request that slept through the commit and
+        # its fsync resumed on caches gone cold (~0.1 ms at c=1, docs/benchmarks.md). The writer starts
+        # once this task yields; the answer still goes out only after the commit.
         usage = records.total_usage(result.usage, samples)
         answer = shapes.response(prepared, samples, usage, result.request, result.responses)
         await committed

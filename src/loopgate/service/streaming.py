@@ -100,7 +100,7 @@ class GenerationStream:
             logged = True  # handed to the writer: it commits even if this request is cancelled now
             committed = self._writer.write_logs_nowait(rows, blobs)
             usage = records.total_usage(self._end.usage if self._end else None, samples)
-            finals = [self._final_event(sample, usage) for sample in samples]  # built while it commits
+            finals = [self._final_event(sample, usage) for sample in samples]  # before the wait: see generate
             await committed
             for final in finals:
                 yield final
