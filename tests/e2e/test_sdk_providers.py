@@ -20,12 +20,12 @@ import pytest
 from tests.conftest import Server
 from tests.e2e.sdk import result, run_scenarios
 from tests.e2e.test_sdk_chat import LOG_ID, log_rows
+from tests.openai_e2e import loopgates
 from tests.test_openai_fakellm import (  # the module-scoped fakellm fixture comes along with its helpers
     STREAM_TEXT,
     WEATHER_ARGS,
     FakeLLM,
     fakellm,  # noqa: F401
-    loopgates,
 )
 
 pytestmark = pytest.mark.e2e
