@@ -95,3 +95,6 @@ MODEL_CONFIG = "config"
 ORGANIZATION = "tm"
 API_KEY = "key"
 ENVIRONMENT = "env"
+DATASET = "evts"
+# v4 documents no prefix for a dataset's rows; "dp" says what they are.
+DATAPOINT = "dp"

@@ -1,8 +1,9 @@
-"""The stores behind projects, config versions and deployments, made once per process and shared by the
-routes and the generation service (so their caches agree)."""
+"""The stores behind projects, config versions, deployments and datasets, made once per process and shared
+by the routes and the generation service (so their caches agree)."""
 
 from dataclasses import dataclass
 
+from loopgate.store.datasets import DatasetStore
 from loopgate.store.deployments import Deployments
 from loopgate.store.model_configs import ConfigStore
 from loopgate.store.projects import ProjectStore
@@ -15,6 +16,7 @@ class Catalog:
     projects: ProjectStore
     configs: ConfigStore
     deployments: Deployments
+    datasets: DatasetStore
 
     @classmethod
     def create(cls, store: Store, *, environments: list[str]) -> "Catalog":
@@ -23,4 +25,5 @@ class Catalog:
             projects=ProjectStore(store.engine),
             configs=ConfigStore(store.engine),
             deployments=Deployments(store.engine, environments),
+            datasets=DatasetStore(store.engine),
         )

@@ -2,7 +2,9 @@
 
 Every query is scoped by ``org_id``: an id from another organization reads as absent. Deleting a project
 deletes what only it owns -- its logs (and their feedback), deployments and config versions; sessions are
-shared across projects and stay.
+shared across projects and stay, and so do datasets: v4 made them files of their own ("datasets do not
+belong to projects"), their datapoints are copies that need nothing of the project, so deleting a project
+detaches them (``project_id`` cleared, shown as "") instead of destroying data nobody asked to delete.
 """
 
 from dataclasses import dataclass
@@ -136,6 +138,11 @@ class ProjectStore:
             )
             await connection.execute(
                 delete(tables.model_configs).where(tables.model_configs.c.project_id == project_id)
+            )
+            await connection.execute(
+                update(tables.datasets)
+                .where(tables.datasets.c.project_id == project_id)
+                .values(project_id=None)
             )
             await connection.execute(delete(_P).where(_P.c.org_id == org_id, _P.c.id == project_id))
 

@@ -184,6 +184,41 @@ feedback = Table(
     Index("ix_feedback_type_value", "type", "value", "log_id"),
 )
 
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("org_id", ID, ForeignKey("organizations.id"), nullable=False),
+    # The project it was created in; NULL once that project is deleted (the dataset stays, see projects.py).
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=True),
+    Column("name", String(255), nullable=False),
+    Column("description", String(255), nullable=False),
+    # Kept in the transaction that adds or deletes datapoints, so DatasetResponse never counts rows.
+    Column("datapoint_count", Integer, nullable=False),
+    # v4 commits a new version per change of the datapoints; no response shows it, a counter is enough.
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_datasets_org_created", "org_id", "created_at", "id"),
+    Index("ix_datasets_project", "project_id"),
+)
+
+datapoints = Table(
+    "datapoints",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("org_id", ID, ForeignKey("organizations.id"), nullable=False),
+    Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
+    # The dataset version that added it and its place in that request: the order of the dataset's list.
+    Column("version", Integer, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("inputs", Text, nullable=True),  # JSON object of strings
+    Column("messages", Text, nullable=True),  # JSON list of ChatMessageWithToolCall
+    Column("target", Text, nullable=True),  # JSON object
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("dataset_id", "version", "position", name="uq_datapoints_dataset_order"),
+)
+
 blobs = Table(
     "blobs",
     metadata,
