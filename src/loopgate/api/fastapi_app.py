@@ -13,6 +13,7 @@ from loopgate.api.auth import organization
 from loopgate.api.responses import JSONBytes, error_response, validation_response
 from loopgate.api.routes import (
     chat,
+    datasets,
     feedback,
     generation_variants,
     logs,
@@ -21,6 +22,7 @@ from loopgate.api.routes import (
     sessions,
 )
 from loopgate.errors import LoopgateError
+from loopgate.service.datasets import DatasetService
 from loopgate.service.model_config_registry import ModelConfigService
 from loopgate.service.projects import ProjectService
 from loopgate.ui.routes import router as ui_router
@@ -33,9 +35,10 @@ def build_fastapi_app(services: Services) -> FastAPI:
     app.state.generation = services.generation
     app.state.projects = ProjectService(services.catalog)
     app.state.model_configs = ModelConfigService(services.catalog)
+    app.state.datasets = DatasetService(services.catalog)
     install_error_handlers(app)
     v4 = APIRouter(prefix="/v4", dependencies=[Depends(organization)])
-    for group in (chat, generation_variants, logs, feedback, sessions, projects, model_configs):
+    for group in (chat, generation_variants, logs, feedback, sessions, projects, model_configs, datasets):
         v4.include_router(group.router)
     app.include_router(v4)
     app.include_router(ui_router)

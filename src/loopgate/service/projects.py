@@ -2,7 +2,8 @@
 
 Deleting a project deletes its logs (and their feedback), its config versions and its deployments, in one
 transaction: v4 says "delete a file", and logs without their project could not be listed or exported by
-any v4 endpoint. Sessions span projects and are kept.
+any v4 endpoint. Sessions span projects and are kept; datasets are kept too, detached from the project
+(see ``store/projects.py``).
 """
 
 from typing import Any
