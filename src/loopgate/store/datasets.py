@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, delete, exists, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -136,10 +136,19 @@ class DatasetStore:
             "created_at": stamp,
             "updated_at": stamp,
         }
+        # One statement that inserts only while the project exists: a project deleted a moment before
+        # leaves no dataset behind on either backend (PostgreSQL's foreign key also catches a delete that
+        # commits during the insert).
+        project = tables.projects
+        values = select(*(literal(value, _D.c[name].type).label(name) for name, value in row.items())).where(
+            exists().where(project.c.org_id == org_id, project.c.id == project_id)
+        )
         try:
             async with self._engine.begin() as connection:
-                await connection.execute(_D.insert(), row)
+                inserted = (await connection.execute(_D.insert().from_select(list(row), values))).rowcount
         except IntegrityError:
+            return None
+        if inserted != 1:
             return None
         return DatasetRow.from_mapping(row)
 
