@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loopgate import ids
 from loopgate.store import tables
-from loopgate.store.logs import utc
+from loopgate.store.projects import utc
 from loopgate.store.repository import now
 
 _D = tables.datasets
