@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from loopgate import ids
 from loopgate.store import tables
 from loopgate.store.projects import utc
+from loopgate.store.queries import in_chunks
 from loopgate.store.repository import now
 
 _D = tables.datasets
 _P = tables.datapoints
-_CHUNK = 500  # ids per IN (...) list, well inside every backend's parameter limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +92,6 @@ def _encode(value: Any) -> str | None:
 
 def _decode(text: str | None) -> Any:
     return orjson.loads(text) if text is not None else None
-
-
-def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
-    return [values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK)]
 
 
 async def _bump(connection: AsyncConnection, org_id: str, dataset_id: str, added: int) -> int | None:
@@ -265,7 +261,7 @@ class DatasetStore:
         for _attempt in range(3):
             owners: dict[str, str] = {}
             async with self._engine.connect() as connection:
-                for chunk in _chunks(wanted):
+                for chunk in in_chunks(wanted):
                     query = select(_P.c.id, _P.c.dataset_id).where(_P.c.org_id == org_id, _P.c.id.in_(chunk))
                     rows = (await connection.execute(query)).all()
                     owners.update({str(key): str(dataset) for key, dataset in rows})
@@ -288,7 +284,7 @@ class DatasetStore:
                 members = per_dataset[dataset_id]
                 if await _bump(connection, org_id, dataset_id, -len(members)) is None:
                     raise _Raced
-                for chunk in _chunks(members):
+                for chunk in in_chunks(members):
                     statement = delete(_P).where(_P.c.dataset_id == dataset_id, _P.c.id.in_(chunk))
                     if (await connection.execute(statement)).rowcount != len(chunk):
                         raise _Raced  # leaving the block rolls the whole transaction back

@@ -5,7 +5,7 @@ Inserts still go through the group-commit writer (``Store.writer``); everything 
 transaction on the pool. Every query is scoped to one organization.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,12 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loopgate import ids
 from loopgate.store import content, search, tables, tallies
-from loopgate.store.queries import insert_ignore
+from loopgate.store.queries import in_chunks, insert_ignore
 
 _logs = tables.logs
 _parents = tables.logs.alias("parent_log")
-# SQLite's default limit on bound parameters is generous today, but old builds stop at 999.
-_CHUNK = 500
 # A search term matching more stored blobs than this only looks at the first ones (inputs longer than
 # ``content.MIN_LENGTH`` live in blobs, see ``_search``).
 _MAX_BLOB_MATCHES = 200
@@ -75,11 +73,6 @@ def like_pattern(term: str) -> str:
 def json_escaped(term: str) -> str:
     """The term as it appears inside a JSON string (quotes and backslashes escaped)."""
     return orjson.dumps(term).decode()[1:-1]
-
-
-def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
 
 
 class LogStore:
@@ -132,7 +125,7 @@ class LogStore:
     async def taken_references(self, org_id: str, reference_ids: Sequence[str]) -> set[str]:
         taken: set[str] = set()
         async with self._engine.connect() as connection:
-            for chunk in _chunks(reference_ids):
+            for chunk in in_chunks(reference_ids):
                 # IS NOT NULL: lets SQLite use the partial index uq_logs_org_reference (revision 0005).
                 query = select(_logs.c.reference_id).where(
                     _logs.c.org_id == org_id,
@@ -174,7 +167,7 @@ class LogStore:
             return []
         found: dict[str, dict[str, Any]] = {}
         async with self._engine.connect() as connection:
-            for chunk in _chunks(log_ids):
+            for chunk in in_chunks(log_ids):
                 # By id alone, other organizations' rows dropped here: with ``org_id = ?`` in the WHERE,
                 # a planner without statistics may walk an org-leading index over every log of the
                 # organization instead of probing the primary key 50 times.
@@ -245,7 +238,7 @@ class LogStore:
         wanted = list(dict.fromkeys(log_ids))
         async with self._engine.begin() as connection:
             existing: set[str] = set()
-            for chunk in _chunks(wanted):
+            for chunk in in_chunks(wanted):
                 # By primary key, organization checked here (see ``fetch``).
                 query = select(_logs.c.id, _logs.c.org_id).where(_logs.c.id.in_(chunk))
                 rows = (await connection.execute(query)).all()
@@ -253,7 +246,7 @@ class LogStore:
             missing = [log_id for log_id in wanted if log_id not in existing]
             if missing:
                 return missing
-            for chunk in _chunks(wanted):
+            for chunk in in_chunks(wanted):
                 await connection.execute(tables.feedback.delete().where(tables.feedback.c.log_id.in_(chunk)))
                 await connection.execute(
                     update(_logs)
@@ -405,18 +398,18 @@ async def _hydrate(connection: AsyncConnection, rows: list[dict[str, Any]]) -> N
         if payload is not None:
             content.references(payload, refs)
     blobs: dict[str, str] = {}
-    for chunk in _chunks(sorted(refs)):
+    for chunk in in_chunks(sorted(refs)):
         query = select(tables.blobs.c.hash, tables.blobs.c.data).where(tables.blobs.c.hash.in_(chunk))
         blobs.update({str(digest): str(data) for digest, data in (await connection.execute(query)).all()})
 
     config_ids = sorted({row["config_id"] for row in rows if row["config_id"]})
     configs: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(config_ids):
+    for chunk in in_chunks(config_ids):
         query = select(tables.model_configs).where(tables.model_configs.c.id.in_(chunk))
         configs.update({row["id"]: dict(row) for row in (await connection.execute(query)).mappings()})
 
     feedback: dict[str, list[dict[str, Any]]] = {}
-    for chunk in _chunks([row["id"] for row in rows]):
+    for chunk in in_chunks([row["id"] for row in rows]):
         query = (
             select(tables.feedback)
             .where(tables.feedback.c.log_id.in_(chunk))

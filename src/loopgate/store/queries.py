@@ -1,9 +1,19 @@
 """SQL helpers shared by the store's modules."""
 
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+T = TypeVar("T")
+_IN_LIST = 500  # values per IN (...): old SQLite builds allow only 999 bound parameters
+
+
+def in_chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``values`` in slices small enough for one ``IN (...)`` list on every backend."""
+    for start in range(0, len(values), _IN_LIST):
+        yield values[start : start + _IN_LIST]
 
 
 def dialect_insert(connection: AsyncConnection, table: Table) -> Any:

@@ -13,7 +13,6 @@ inserts the blob again after the delete.
 """
 
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,12 +20,12 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loopgate.store import tables
+from loopgate.store.queries import in_chunks
 
 _logs = tables.logs
 # orjson writes a reference as {"$blob":"<hash>"}; a string that merely contains those characters is
 # escaped (\"$blob\") and does not match -- a false match would only keep a blob, never drop one.
 _REFERENCE = re.compile(r'"\$blob":"([0-9a-f]{32})"')
-_CHUNK = 500  # ids per IN (...): old SQLite builds allow only 999 bound parameters
 _SCAN_PAGE = 5000
 # Logs whose updated_at is this close to the start of the reference scan are checked again under the lock:
 # other processes' clocks may be a little behind ours.
@@ -47,11 +46,6 @@ def parse_age(text_value: str) -> timedelta:
         raise ValueError(f"expected a number and a unit (s, m, h, d or w), like 30d: {text_value!r}")
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
     return timedelta(**{unit: int(match.group(1))})
-
-
-def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
 
 
 async def prune(
@@ -85,7 +79,7 @@ async def _delete_batch(
         if payload:
             candidates.update(_REFERENCE.findall(payload))
     feedback = 0
-    for chunk in _chunks(ids):
+    for chunk in in_chunks(ids):
         result = await connection.execute(tables.feedback.delete().where(tables.feedback.c.log_id.in_(chunk)))
         feedback += result.rowcount
         await connection.execute(update(_logs).where(_logs.c.parent_id.in_(chunk)).values(parent_id=None))
@@ -122,7 +116,7 @@ async def _delete_unreferenced(engine: AsyncEngine, candidates: set[str]) -> int
             if payload:
                 unused.difference_update(_REFERENCE.findall(payload))
         deleted = 0
-        for chunk in _chunks(sorted(unused)):
+        for chunk in in_chunks(sorted(unused)):
             result = await connection.execute(tables.blobs.delete().where(tables.blobs.c.hash.in_(chunk)))
             deleted += result.rowcount
     return deleted
