@@ -98,3 +98,6 @@ ENVIRONMENT = "env"
 DATASET = "evts"
 # v4 documents no prefix for a dataset's rows; "dp" says what they are.
 DATAPOINT = "dp"
+EVALUATOR = "evfn"
+# v4 results name an ``evaluator_version_id``; "evv" is ours (the spec lists no prefix for it).
+EVALUATOR_VERSION = "evv"

@@ -1,10 +1,11 @@
-"""The stores behind projects, config versions, deployments and datasets, made once per process and shared
-by the routes and the generation service (so their caches agree)."""
+"""The stores behind projects, config versions, deployments, datasets and evaluators, made once per process
+and shared by the routes and the generation service (so their caches agree)."""
 
 from dataclasses import dataclass
 
 from loopgate.store.datasets import DatasetStore
 from loopgate.store.deployments import Deployments
+from loopgate.store.evaluators import EvaluatorStore
 from loopgate.store.model_configs import ConfigStore
 from loopgate.store.projects import ProjectStore
 from loopgate.store.repository import Store
@@ -17,6 +18,7 @@ class Catalog:
     configs: ConfigStore
     deployments: Deployments
     datasets: DatasetStore
+    evaluators: EvaluatorStore
 
     @classmethod
     def create(cls, store: Store, *, environments: list[str]) -> "Catalog":
@@ -26,4 +28,5 @@ class Catalog:
             configs=ConfigStore(store.engine),
             deployments=Deployments(store.engine, environments),
             datasets=DatasetStore(store.engine),
+            evaluators=EvaluatorStore(store.engine),
         )

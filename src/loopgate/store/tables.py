@@ -219,6 +219,26 @@ datapoints = Table(
     UniqueConstraint("dataset_id", "version", "position", name="uq_datapoints_dataset_order"),
 )
 
+evaluators = Table(
+    "evaluators",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("org_id", ID, ForeignKey("organizations.id"), nullable=False),
+    # New on every update: an evaluation result names the version of the evaluator that produced it.
+    Column("version_id", ID, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", String(255), nullable=False),
+    Column("type", String(16), nullable=False),  # python / llm / human / external
+    Column("arguments_type", String(16), nullable=False),
+    Column("return_type", String(16), nullable=False),
+    Column("code", Text, nullable=True),  # stored, never run (see service/evaluators.py)
+    Column("model_config", Text, nullable=True),  # JSON: the ModelConfigCompletionRequest as sent
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_evaluators_org_created", "org_id", "created_at", "id"),
+    UniqueConstraint("version_id", name="uq_evaluators_version"),
+)
+
 blobs = Table(
     "blobs",
     metadata,

@@ -1,0 +1,128 @@
+"""Evaluators, scoped to one organization: an id of another organization reads as absent.
+
+Every update gives the evaluator a new ``version_id`` in the same statement that changes it, so a version id
+always names exactly one set of fields (evaluation results record the version that produced them).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Select, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from loopgate import ids
+from loopgate.store import tables
+from loopgate.store.projects import utc  # not store/logs: the Catalog must not import PostgreSQL's dialect
+from loopgate.store.repository import now
+
+_E = tables.evaluators
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvaluator:
+    """An evaluator's fields as plain values; ``model_config`` is the JSON body of the request's config."""
+
+    name: str
+    description: str
+    type: str
+    arguments_type: str
+    return_type: str
+    code: str | None = None
+    model_config: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluatorRow:
+    id: str
+    org_id: str
+    version_id: str
+    name: str
+    description: str
+    type: str
+    arguments_type: str
+    return_type: str
+    code: str | None
+    model_config: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_mapping(cls, row: Any) -> "EvaluatorRow":
+        config = row["model_config"]
+        return cls(
+            id=row["id"],
+            org_id=row["org_id"],
+            version_id=row["version_id"],
+            name=row["name"],
+            description=row["description"],
+            type=row["type"],
+            arguments_type=row["arguments_type"],
+            return_type=row["return_type"],
+            code=row["code"],
+            model_config=orjson.loads(config) if config is not None else None,
+            created_at=utc(row["created_at"]),
+            updated_at=utc(row["updated_at"]),
+        )
+
+
+def _columns(fields: dict[str, Any]) -> dict[str, Any]:
+    if "model_config" in fields:
+        config = fields["model_config"]
+        fields = {**fields, "model_config": orjson.dumps(config).decode() if config is not None else None}
+    return fields
+
+
+class EvaluatorStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(self, org_id: str, item: NewEvaluator) -> EvaluatorRow:
+        stamp = now()
+        row = {
+            "id": ids.new_id(ids.EVALUATOR),
+            "org_id": org_id,
+            "version_id": ids.new_id(ids.EVALUATOR_VERSION),
+            "name": item.name,
+            "description": item.description,
+            "type": item.type,
+            "arguments_type": item.arguments_type,
+            "return_type": item.return_type,
+            "code": item.code,
+            "model_config": item.model_config,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        async with self._engine.begin() as connection:
+            await connection.execute(_E.insert().values(**_columns(row)))
+        return EvaluatorRow.from_mapping(_columns(row))
+
+    async def _rows(self, query: Select[Any]) -> list[EvaluatorRow]:
+        async with self._engine.connect() as connection:
+            return [EvaluatorRow.from_mapping(row) for row in (await connection.execute(query)).mappings()]
+
+    async def get(self, org_id: str, evaluator_id: str) -> EvaluatorRow | None:
+        found = await self._rows(select(_E).where(_E.c.org_id == org_id, _E.c.id == evaluator_id))
+        return found[0] if found else None
+
+    async def of_org(self, org_id: str) -> list[EvaluatorRow]:
+        """The organization's evaluators, oldest first."""
+        return await self._rows(select(_E).where(_E.c.org_id == org_id).order_by(_E.c.created_at, _E.c.id))
+
+    async def update(self, org_id: str, evaluator_id: str, **fields: Any) -> bool:
+        """Sets the given fields (``model_config`` as a JSON-able dict or None) as a new version; False when
+        the organization has no such evaluator. An empty update still commits a version: v4 says each
+        update is one, and a caller cannot tell an empty one from a no-op."""
+        statement = (
+            update(_E)
+            .where(_E.c.org_id == org_id, _E.c.id == evaluator_id)
+            .values(**_columns(fields), version_id=ids.new_id(ids.EVALUATOR_VERSION), updated_at=now())
+        )
+        async with self._engine.begin() as connection:
+            return bool((await connection.execute(statement)).rowcount)
+
+    async def delete(self, org_id: str, evaluator_id: str) -> bool:
+        statement = delete(_E).where(_E.c.org_id == org_id, _E.c.id == evaluator_id)
+        async with self._engine.begin() as connection:
+            return bool((await connection.execute(statement)).rowcount)
