@@ -14,6 +14,7 @@ from loopgate.api.responses import JSONBytes, error_response, validation_respons
 from loopgate.api.routes import (
     chat,
     datasets,
+    evaluators,
     feedback,
     generation_variants,
     logs,
@@ -23,6 +24,7 @@ from loopgate.api.routes import (
 )
 from loopgate.errors import LoopgateError
 from loopgate.service.datasets import DatasetService
+from loopgate.service.evaluators import EvaluatorService
 from loopgate.service.model_config_registry import ModelConfigService
 from loopgate.service.projects import ProjectService
 from loopgate.ui.routes import router as ui_router
@@ -36,9 +38,21 @@ def build_fastapi_app(services: Services) -> FastAPI:
     app.state.projects = ProjectService(services.catalog)
     app.state.model_configs = ModelConfigService(services.catalog)
     app.state.datasets = DatasetService(services.catalog)
+    app.state.evaluators = EvaluatorService(services.catalog)
     install_error_handlers(app)
     v4 = APIRouter(prefix="/v4", dependencies=[Depends(organization)])
-    for group in (chat, generation_variants, logs, feedback, sessions, projects, model_configs, datasets):
+    groups = (
+        chat,
+        generation_variants,
+        logs,
+        feedback,
+        sessions,
+        projects,
+        model_configs,
+        datasets,
+        evaluators,
+    )
+    for group in groups:
         v4.include_router(group.router)
     app.include_router(v4)
     app.include_router(ui_router)

@@ -1,0 +1,80 @@
+"""Evaluators: EvaluatorResponse and create / list / get / update / delete.
+
+Every evaluator type is stored, ``code`` included, but loopgate never runs one: evaluations accept only the
+evaluators the client runs itself (``external`` and ``human``, see ``service/evaluations.py``).
+"""
+
+from typing import Any
+
+from loopgate.errors import NotFoundError
+from loopgate.schemas.evaluators import CreateEvaluatorRequest, UpdateEvaluatorRequest
+from loopgate.service.log_views import timestamp
+from loopgate.service.project_views import model_config_view
+from loopgate.store.catalog import Catalog
+from loopgate.store.evaluators import EvaluatorRow, NewEvaluator
+
+
+def evaluator_response(row: EvaluatorRow) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "arguments_type": row.arguments_type,
+        "return_type": row.return_type,
+        "type": row.type,
+        "created_at": timestamp(row.created_at),
+        "updated_at": timestamp(row.updated_at),
+    }
+    if row.code is not None:
+        response["code"] = row.code
+    if row.model_config is not None:
+        # The config is the evaluator's own, not one of a project's versions: it is named by the evaluator
+        # version it belongs to, which changes whenever the config does.
+        response["model_config"] = model_config_view(row.version_id, None, row.model_config)
+    return response
+
+
+class EvaluatorService:
+    def __init__(self, catalog: Catalog) -> None:
+        self._evaluators = catalog.evaluators
+
+    async def row(self, org_id: str, evaluator_id: str) -> EvaluatorRow:
+        found = await self._evaluators.get(org_id, evaluator_id)
+        if found is None:
+            raise NotFoundError(f"Evaluator '{evaluator_id}' not found")
+        return found
+
+    async def create(self, org_id: str, request: CreateEvaluatorRequest) -> dict[str, Any]:
+        config = request.config
+        item = NewEvaluator(
+            name=request.name,
+            description=request.description,
+            type=request.type.value,
+            arguments_type=request.arguments_type.value,
+            return_type=request.return_type.value,
+            code=request.code,
+            model_config=config.model_dump(mode="json", exclude_none=True) if config is not None else None,
+        )
+        return evaluator_response(await self._evaluators.create(org_id, item))
+
+    async def all(self, org_id: str) -> list[dict[str, Any]]:
+        return [evaluator_response(row) for row in await self._evaluators.of_org(org_id)]
+
+    async def get(self, org_id: str, evaluator_id: str) -> dict[str, Any]:
+        return evaluator_response(await self.row(org_id, evaluator_id))
+
+    async def update(self, org_id: str, evaluator_id: str, request: UpdateEvaluatorRequest) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        for name in ("name", "description", "arguments_type", "return_type", "code"):
+            value = getattr(request, name)
+            if value is not None:
+                fields[name] = value.value if hasattr(value, "value") else value
+        if request.config is not None:
+            fields["model_config"] = request.config.model_dump(mode="json", exclude_none=True)
+        if not await self._evaluators.update(org_id, evaluator_id, **fields):
+            raise NotFoundError(f"Evaluator '{evaluator_id}' not found")
+        return await self.get(org_id, evaluator_id)
+
+    async def delete(self, org_id: str, evaluator_id: str) -> None:
+        if not await self._evaluators.delete(org_id, evaluator_id):
+            raise NotFoundError(f"Evaluator '{evaluator_id}' not found")
