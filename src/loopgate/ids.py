@@ -101,3 +101,6 @@ DATAPOINT = "dp"
 EVALUATOR = "evfn"
 # v4 results name an ``evaluator_version_id``; "evv" is ours (the spec lists no prefix for it).
 EVALUATOR_VERSION = "evv"
+EVALUATION = "ev"
+# v4 gives results no prefix; "evres" says what they are.
+EVALUATION_RESULT = "evres"

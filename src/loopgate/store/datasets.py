@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loopgate import ids
 from loopgate.store import tables
+from loopgate.store.evaluators import InUse
 from loopgate.store.projects import utc
 from loopgate.store.queries import in_chunks
 from loopgate.store.repository import now
@@ -172,10 +173,14 @@ class DatasetStore:
             return bool((await connection.execute(statement)).rowcount)
 
     async def delete(self, org_id: str, dataset_id: str) -> bool:
-        """Deletes the dataset with its datapoints; False when there is no such dataset."""
+        """Deletes the dataset with its datapoints; False when there is no such dataset. Raises InUse
+        (deleting nothing) while an evaluation uses it: its snapshot is these datapoints."""
         async with self._engine.begin() as connection:
             if await _bump(connection, org_id, dataset_id, 0) is None:  # the lock, before the rows go
                 return False
+            used = select(tables.evaluations.c.id).where(tables.evaluations.c.dataset_id == dataset_id)
+            if (await connection.execute(used.limit(1))).first() is not None:
+                raise InUse(dataset_id)  # leaving the block rolls the version bump back
             await connection.execute(delete(_P).where(_P.c.dataset_id == dataset_id))
             await connection.execute(delete(_D).where(_D.c.id == dataset_id))
         return True

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import Select, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from loopgate import ids
@@ -74,6 +74,10 @@ def _columns(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+class InUse(Exception):
+    """The row is referenced by an evaluation, so it was not deleted (the API answers 409)."""
+
+
 class EvaluatorStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -106,6 +110,11 @@ class EvaluatorStore:
         found = await self._rows(select(_E).where(_E.c.org_id == org_id, _E.c.id == evaluator_id))
         return found[0] if found else None
 
+    async def by_version(self, org_id: str, version_id: str) -> EvaluatorRow | None:
+        """The evaluator whose current version this is (earlier versions are not kept)."""
+        found = await self._rows(select(_E).where(_E.c.org_id == org_id, _E.c.version_id == version_id))
+        return found[0] if found else None
+
     async def of_org(self, org_id: str) -> list[EvaluatorRow]:
         """The organization's evaluators, oldest first."""
         return await self._rows(select(_E).where(_E.c.org_id == org_id).order_by(_E.c.created_at, _E.c.id))
@@ -123,6 +132,14 @@ class EvaluatorStore:
             return bool((await connection.execute(statement)).rowcount)
 
     async def delete(self, org_id: str, evaluator_id: str) -> bool:
-        statement = delete(_E).where(_E.c.org_id == org_id, _E.c.id == evaluator_id)
+        """False when the organization has no such evaluator; raises InUse (deleting nothing) while an
+        evaluation uses it, since its results and aggregates name it. One statement, so an evaluation
+        created meanwhile is either seen or refused by its foreign key."""
+        used = exists().where(tables.evaluation_evaluators.c.evaluator_id == evaluator_id)
+        statement = delete(_E).where(_E.c.org_id == org_id, _E.c.id == evaluator_id, ~used)
         async with self._engine.begin() as connection:
-            return bool((await connection.execute(statement)).rowcount)
+            if (await connection.execute(statement)).rowcount:
+                return True
+        if await self.get(org_id, evaluator_id) is not None:
+            raise InUse(evaluator_id)
+        return False

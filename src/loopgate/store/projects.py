@@ -1,10 +1,10 @@
 """Projects of an organization: create, read, page through, update, delete.
 
 Every query is scoped by ``org_id``: an id from another organization reads as absent. Deleting a project
-deletes what only it owns -- its logs (and their feedback), deployments and config versions; sessions are
-shared across projects and stay, and so do datasets: v4 made them files of their own ("datasets do not
-belong to projects"), their datapoints are copies that need nothing of the project, so deleting a project
-detaches them (``project_id`` cleared, shown as "") instead of destroying data nobody asked to delete.
+deletes what only it owns -- its logs (and their feedback), deployments, config versions and evaluations;
+sessions are shared across projects and stay, and so do datasets: v4 made them files of their own ("datasets
+do not belong to projects"), their datapoints are copies that need nothing of the project, so deleting a
+project detaches them (``project_id`` cleared, shown as "") instead of destroying data nobody asked to delete.
 """
 
 from dataclasses import dataclass
@@ -135,6 +135,13 @@ class ProjectStore:
             )
             await connection.execute(
                 delete(tables.deployments).where(tables.deployments.c.project_id == project_id)
+            )
+            # Its evaluations go with it: they evaluate its configs and their logs were its logs.
+            evaluations = select(tables.evaluations.c.id).where(tables.evaluations.c.project_id == project_id)
+            for child in (tables.evaluation_results, tables.evaluation_logs, tables.evaluation_evaluators):
+                await connection.execute(delete(child).where(child.c.evaluation_id.in_(evaluations)))
+            await connection.execute(
+                delete(tables.evaluations).where(tables.evaluations.c.project_id == project_id)
             )
             await connection.execute(
                 delete(tables.model_configs).where(tables.model_configs.c.project_id == project_id)

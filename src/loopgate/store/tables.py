@@ -239,6 +239,66 @@ evaluators = Table(
     UniqueConstraint("version_id", name="uq_evaluators_version"),
 )
 
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("org_id", ID, ForeignKey("organizations.id"), nullable=False),
+    # Deleting the project deletes its evaluations (and its configs, which they evaluate): see projects.py.
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=False),
+    Column("config_id", ID, ForeignKey("model_configs.id"), nullable=False),
+    # A dataset in use cannot be deleted (409), so the snapshot below always has its rows.
+    Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
+    # datasets.version at creation: the snapshot is the datapoints whose version is at most this.
+    Column("dataset_version", Integer, nullable=False),
+    Column("name", String(255), nullable=True),
+    Column("status", String(16), nullable=False),  # running / completed (pending, cancelled: never set)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_evaluations_project_created", "project_id", "created_at", "id"),
+    Index("ix_evaluations_dataset", "dataset_id"),
+)
+
+evaluation_evaluators = Table(
+    "evaluation_evaluators",
+    metadata,
+    Column("evaluation_id", ID, ForeignKey("evaluations.id"), primary_key=True),
+    # An evaluator in use cannot be deleted (409): its results and the aggregates need it.
+    Column("evaluator_id", ID, ForeignKey("evaluators.id"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Index("ix_evaluation_evaluators_evaluator", "evaluator_id"),
+)
+
+evaluation_logs = Table(
+    "evaluation_logs",
+    metadata,
+    # One log per datapoint of a run. No foreign keys to logs or datapoints: both can be deleted by their
+    # own endpoints (DELETE /logs, 0.5.18's DELETE /datapoints), which then read as absent.
+    Column("evaluation_id", ID, ForeignKey("evaluations.id"), primary_key=True),
+    Column("datapoint_id", ID, primary_key=True),
+    Column("log_id", ID, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("evaluation_id", "log_id", name="uq_evaluation_logs_log"),
+)
+
+evaluation_results = Table(
+    "evaluation_results",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("evaluation_id", ID, ForeignKey("evaluations.id"), nullable=False),
+    Column("log_id", ID, nullable=False),
+    Column("evaluator_id", ID, ForeignKey("evaluators.id"), nullable=False),
+    Column("evaluator_version_id", ID, nullable=False),
+    Column("value", Text, nullable=True),  # JSON: true/false or a number
+    # The value as a number (true 1, false 0), so an aggregate is one AVG() in the database.
+    Column("score", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Posting a result again for the same log and evaluator replaces it.
+    UniqueConstraint("evaluation_id", "log_id", "evaluator_id", name="uq_evaluation_results_one"),
+)
+
 blobs = Table(
     "blobs",
     metadata,

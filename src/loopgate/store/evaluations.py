@@ -1,0 +1,352 @@
+"""Evaluations the client runs itself, scoped to one organization: an id of another organization reads as
+absent. An evaluation pins its dataset's version at creation; its snapshot is the datapoints added up to that
+version (``datapoints.version``), so datapoints added later never join a run that already started.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Select, and_, func, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from loopgate import ids
+from loopgate.store import tables
+from loopgate.store.datasets import DatapointRow
+from loopgate.store.projects import utc  # not store/logs: the Catalog must not import PostgreSQL's dialect
+from loopgate.store.repository import now
+
+_V = tables.evaluations
+_VE = tables.evaluation_evaluators
+_VL = tables.evaluation_logs
+_VR = tables.evaluation_results
+_D = tables.datasets
+_P = tables.datapoints
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationRow:
+    id: str
+    org_id: str
+    project_id: str
+    config_id: str
+    dataset_id: str
+    dataset_version: int
+    name: str | None
+    status: str
+    evaluator_ids: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    id: str
+    evaluation_id: str
+    log_id: str
+    evaluator_id: str
+    evaluator_version_id: str
+    value: bool | int | float | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_mapping(cls, row: Any) -> "ResultRow":
+        return cls(
+            id=row["id"],
+            evaluation_id=row["evaluation_id"],
+            log_id=row["log_id"],
+            evaluator_id=row["evaluator_id"],
+            evaluator_version_id=row["evaluator_version_id"],
+            value=orjson.loads(row["value"]) if row["value"] is not None else None,
+            error=row["error"],
+            created_at=utc(row["created_at"]),
+            updated_at=utc(row["updated_at"]),
+        )
+
+
+def _score(value: bool | int | float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+async def _evaluator_ids(connection: AsyncConnection, evaluation_ids: Sequence[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {key: [] for key in evaluation_ids}
+    if evaluation_ids:
+        query = (
+            select(_VE.c.evaluation_id, _VE.c.evaluator_id)
+            .where(_VE.c.evaluation_id.in_(list(evaluation_ids)))
+            .order_by(_VE.c.evaluation_id, _VE.c.position)
+        )
+        for evaluation_id, evaluator_id in (await connection.execute(query)).all():
+            found[str(evaluation_id)].append(str(evaluator_id))
+    return found
+
+
+class EvaluationStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(
+        self,
+        org_id: str,
+        *,
+        project_id: str,
+        config_id: str,
+        dataset_id: str,
+        evaluator_ids: Sequence[str],
+        name: str | None,
+    ) -> EvaluationRow | None:
+        """The new running evaluation, pinned to the dataset's current version; None when the dataset was
+        deleted meanwhile (the insert reads the version in the same statement)."""
+        stamp = now()
+        evaluation_id = ids.new_id(ids.EVALUATION)
+        fixed = {
+            "id": evaluation_id,
+            "org_id": org_id,
+            "project_id": project_id,
+            "config_id": config_id,
+            "dataset_id": dataset_id,
+            "name": name,
+            "status": "running",
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        columns = [literal(value, _V.c[key].type).label(key) for key, value in fixed.items()]
+        values = select(*columns, _D.c.version.label("dataset_version")).where(
+            _D.c.org_id == org_id, _D.c.id == dataset_id
+        )
+        try:
+            async with self._engine.begin() as connection:
+                statement = _V.insert().from_select([*fixed, "dataset_version"], values)
+                if (await connection.execute(statement)).rowcount != 1:
+                    return None
+                await connection.execute(
+                    _VE.insert(),
+                    [
+                        {"evaluation_id": evaluation_id, "evaluator_id": evaluator_id, "position": position}
+                        for position, evaluator_id in enumerate(evaluator_ids)
+                    ],
+                )
+        except IntegrityError:
+            return None  # PostgreSQL: the dataset, config or project was deleted while this inserted
+        return await self.get(org_id, evaluation_id)
+
+    async def _rows(self, query: Select[Any]) -> list[EvaluationRow]:
+        async with self._engine.connect() as connection:
+            rows = list((await connection.execute(query)).mappings())
+            evaluators = await _evaluator_ids(connection, [row["id"] for row in rows])
+        return [
+            EvaluationRow(
+                id=row["id"],
+                org_id=row["org_id"],
+                project_id=row["project_id"],
+                config_id=row["config_id"],
+                dataset_id=row["dataset_id"],
+                dataset_version=int(row["dataset_version"]),
+                name=row["name"],
+                status=row["status"],
+                evaluator_ids=tuple(evaluators[row["id"]]),
+                created_at=utc(row["created_at"]),
+                updated_at=utc(row["updated_at"]),
+            )
+            for row in rows
+        ]
+
+    async def get(self, org_id: str, evaluation_id: str) -> EvaluationRow | None:
+        found = await self._rows(select(_V).where(_V.c.org_id == org_id, _V.c.id == evaluation_id))
+        return found[0] if found else None
+
+    async def of_project(
+        self,
+        org_id: str,
+        project_id: str,
+        *,
+        evaluation_ids: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        page: int | None = None,
+        size: int | None = None,
+    ) -> tuple[list[EvaluationRow], int]:
+        """The project's evaluations, oldest first (a page of them given ``page`` and ``size``), and how
+        many match. ``end`` is exclusive."""
+        conditions = [_V.c.org_id == org_id, _V.c.project_id == project_id]
+        if evaluation_ids:
+            conditions.append(_V.c.id.in_(list(evaluation_ids)))
+        if start is not None:
+            conditions.append(_V.c.created_at >= start)
+        if end is not None:
+            conditions.append(_V.c.created_at < end)
+        query = select(_V).where(*conditions).order_by(_V.c.created_at, _V.c.id)
+        if page is not None and size is not None:
+            query = query.offset(page * size).limit(size)
+        rows = await self._rows(query)
+        async with self._engine.connect() as connection:
+            total = (
+                await connection.execute(select(func.count()).select_from(_V).where(*conditions))
+            ).scalar_one()
+        return rows, int(total)
+
+    async def set_status(self, org_id: str, evaluation_id: str, status: str) -> bool:
+        statement = (
+            update(_V)
+            .where(_V.c.org_id == org_id, _V.c.id == evaluation_id)
+            .values(status=status, updated_at=now())
+        )
+        async with self._engine.begin() as connection:
+            return bool((await connection.execute(statement)).rowcount)
+
+    async def add_evaluators(self, org_id: str, evaluation_id: str, evaluator_ids: Sequence[str]) -> bool:
+        """Appends the evaluators the evaluation does not have yet; False when there is no such evaluation."""
+        async with self._engine.begin() as connection:
+            touched = (
+                update(_V).where(_V.c.org_id == org_id, _V.c.id == evaluation_id).values(updated_at=now())
+            )
+            if (await connection.execute(touched)).rowcount == 0:  # also the lock, before reading positions
+                return False
+            have = (await _evaluator_ids(connection, [evaluation_id]))[evaluation_id]
+            new = [key for key in dict.fromkeys(evaluator_ids) if key not in have]
+            if new:
+                await connection.execute(
+                    _VE.insert(),
+                    [
+                        {"evaluation_id": evaluation_id, "evaluator_id": key, "position": len(have) + index}
+                        for index, key in enumerate(new)
+                    ],
+                )
+        return True
+
+    # -- the snapshot -----------------------------------------------------------------------------------
+
+    def _snapshot(self, row: EvaluationRow) -> Any:
+        return and_(_P.c.dataset_id == row.dataset_id, _P.c.version <= row.dataset_version)
+
+    async def snapshot_count(self, row: EvaluationRow) -> int:
+        query = select(func.count()).select_from(_P).where(self._snapshot(row))
+        async with self._engine.connect() as connection:
+            return int((await connection.execute(query)).scalar_one())
+
+    async def snapshot_page(self, row: EvaluationRow, *, offset: int, size: int) -> list[DatapointRow]:
+        query = (
+            select(_P)
+            .where(self._snapshot(row))
+            .order_by(_P.c.version, _P.c.position)
+            .offset(offset)
+            .limit(size)
+        )
+        async with self._engine.connect() as connection:
+            return [
+                DatapointRow.from_mapping(found) for found in (await connection.execute(query)).mappings()
+            ]
+
+    async def in_snapshot(self, row: EvaluationRow, datapoint_id: str) -> bool:
+        query = select(_P.c.id).where(self._snapshot(row), _P.c.id == datapoint_id)
+        async with self._engine.connect() as connection:
+            return (await connection.execute(query)).first() is not None
+
+    # -- logs and results -------------------------------------------------------------------------------
+
+    async def log_of(self, evaluation_id: str, datapoint_id: str) -> str | None:
+        query = select(_VL.c.log_id).where(
+            _VL.c.evaluation_id == evaluation_id, _VL.c.datapoint_id == datapoint_id
+        )
+        async with self._engine.connect() as connection:
+            found = (await connection.execute(query)).scalar_one_or_none()
+        return str(found) if found is not None else None
+
+    async def logs_of(self, evaluation_id: str, datapoint_ids: Sequence[str]) -> dict[str, str]:
+        """datapoint id -> the log posted for it in this evaluation."""
+        if not datapoint_ids:
+            return {}
+        query = select(_VL.c.datapoint_id, _VL.c.log_id).where(
+            _VL.c.evaluation_id == evaluation_id, _VL.c.datapoint_id.in_(list(datapoint_ids))
+        )
+        async with self._engine.connect() as connection:
+            return {str(datapoint): str(log) for datapoint, log in (await connection.execute(query)).all()}
+
+    async def has_log(self, evaluation_id: str, log_id: str) -> bool:
+        query = select(_VL.c.log_id).where(_VL.c.evaluation_id == evaluation_id, _VL.c.log_id == log_id)
+        async with self._engine.connect() as connection:
+            return (await connection.execute(query)).first() is not None
+
+    async def link_log(self, evaluation_id: str, datapoint_id: str, log_id: str) -> bool:
+        """Records the log of a datapoint; False when the datapoint already has one in this evaluation."""
+        row = {
+            "evaluation_id": evaluation_id,
+            "datapoint_id": datapoint_id,
+            "log_id": log_id,
+            "created_at": now(),
+        }
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(_VL.insert().values(**row))
+        except IntegrityError:
+            return False
+        return True
+
+    async def put_result(
+        self,
+        evaluation_id: str,
+        *,
+        log_id: str,
+        evaluator_id: str,
+        evaluator_version_id: str,
+        value: bool | int | float | None,
+        error: str | None,
+    ) -> ResultRow:
+        """Records the evaluator's result for the log, replacing an earlier one of the same pair."""
+        stamp = now()
+        fields = {
+            "evaluator_version_id": evaluator_version_id,
+            "value": orjson.dumps(value).decode() if value is not None else None,
+            "score": _score(value),
+            "error": error,
+            "updated_at": stamp,
+        }
+        pair = and_(
+            _VR.c.evaluation_id == evaluation_id, _VR.c.log_id == log_id, _VR.c.evaluator_id == evaluator_id
+        )
+        for _attempt in range(2):
+            try:
+                async with self._engine.begin() as connection:
+                    if (await connection.execute(update(_VR).where(pair).values(**fields))).rowcount == 0:
+                        row = {
+                            "id": ids.new_id(ids.EVALUATION_RESULT),
+                            "evaluation_id": evaluation_id,
+                            "log_id": log_id,
+                            "evaluator_id": evaluator_id,
+                            "created_at": stamp,
+                            **fields,
+                        }
+                        await connection.execute(_VR.insert().values(**row))
+                break
+            except IntegrityError:
+                continue  # a concurrent post inserted the pair first: update it instead
+        async with self._engine.connect() as connection:
+            found = (await connection.execute(select(_VR).where(pair))).mappings().one()
+        return ResultRow.from_mapping(found)
+
+    async def results(self, evaluation_id: str, log_ids: Sequence[str]) -> list[ResultRow]:
+        if not log_ids:
+            return []
+        query = (
+            select(_VR)
+            .where(_VR.c.evaluation_id == evaluation_id, _VR.c.log_id.in_(list(log_ids)))
+            .order_by(_VR.c.created_at, _VR.c.id)
+        )
+        async with self._engine.connect() as connection:
+            return [ResultRow.from_mapping(row) for row in (await connection.execute(query)).mappings()]
+
+    async def aggregates(self, evaluation_id: str) -> dict[str, float]:
+        """evaluator id -> the mean of its numeric results in this evaluation (true 1, false 0); errors and
+        evaluators without a result are left out."""
+        query = (
+            select(_VR.c.evaluator_id, func.avg(_VR.c.score))
+            .where(_VR.c.evaluation_id == evaluation_id, _VR.c.score.is_not(None))
+            .group_by(_VR.c.evaluator_id)
+        )
+        async with self._engine.connect() as connection:
+            return {str(key): float(mean) for key, mean in (await connection.execute(query)).all()}
