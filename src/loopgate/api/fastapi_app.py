@@ -14,6 +14,7 @@ from loopgate.api.responses import JSONBytes, error_response, validation_respons
 from loopgate.api.routes import (
     chat,
     datasets,
+    evaluations,
     evaluators,
     feedback,
     generation_variants,
@@ -24,6 +25,7 @@ from loopgate.api.routes import (
 )
 from loopgate.errors import LoopgateError
 from loopgate.service.datasets import DatasetService
+from loopgate.service.evaluations import EvaluationService
 from loopgate.service.evaluators import EvaluatorService
 from loopgate.service.model_config_registry import ModelConfigService
 from loopgate.service.projects import ProjectService
@@ -39,6 +41,7 @@ def build_fastapi_app(services: Services) -> FastAPI:
     app.state.model_configs = ModelConfigService(services.catalog)
     app.state.datasets = DatasetService(services.catalog)
     app.state.evaluators = EvaluatorService(services.catalog)
+    app.state.evaluations = EvaluationService(services.catalog, services.store)
     install_error_handlers(app)
     v4 = APIRouter(prefix="/v4", dependencies=[Depends(organization)])
     groups = (
@@ -51,6 +54,7 @@ def build_fastapi_app(services: Services) -> FastAPI:
         model_configs,
         datasets,
         evaluators,
+        evaluations,
     )
     for group in groups:
         v4.include_router(group.router)

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from loopgate.errors import NotFoundError
+from loopgate.errors import ConflictError, NotFoundError
 from loopgate.schemas.datasets import (
     CreateDatapointRequest,
     CreateDatapointsByLogsRequest,
@@ -25,6 +25,7 @@ from loopgate.service.log_views import timestamp
 from loopgate.service.records import full_message
 from loopgate.store.catalog import Catalog
 from loopgate.store.datasets import DatapointRow, DatasetRow, NewDatapoint
+from loopgate.store.evaluators import InUse
 from loopgate.store.logs import LogStore
 
 
@@ -128,7 +129,14 @@ class DatasetService:
     async def delete(self, org_id: str, dataset_id: str) -> dict[str, Any]:
         """Answers the dataset as it was (v4 leaves the 200's body open)."""
         dataset = await self._dataset(org_id, dataset_id)
-        if not await self._datasets.delete(org_id, dataset_id):
+        try:
+            deleted = await self._datasets.delete(org_id, dataset_id)
+        except InUse:
+            raise ConflictError(
+                f"Dataset '{dataset_id}' is used by an evaluation (its snapshot is these datapoints); "
+                "delete the evaluation's project first"
+            ) from None
+        if not deleted:
             raise NotFoundError(f"Dataset '{dataset_id}' not found")
         return dataset_response(dataset)
 

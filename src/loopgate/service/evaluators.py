@@ -1,17 +1,18 @@
 """Evaluators: EvaluatorResponse and create / list / get / update / delete.
 
 Every evaluator type is stored, ``code`` included, but loopgate never runs one: evaluations accept only the
-evaluators the client runs itself (``external`` and ``human``, see ``service/evaluations.py``).
+evaluators the client runs itself (``external`` and ``human``, see ``service/evaluations.py``). An evaluator
+an evaluation uses cannot be deleted (409).
 """
 
 from typing import Any
 
-from loopgate.errors import NotFoundError
+from loopgate.errors import ConflictError, NotFoundError
 from loopgate.schemas.evaluators import CreateEvaluatorRequest, UpdateEvaluatorRequest
 from loopgate.service.log_views import timestamp
 from loopgate.service.project_views import model_config_view
 from loopgate.store.catalog import Catalog
-from loopgate.store.evaluators import EvaluatorRow, NewEvaluator
+from loopgate.store.evaluators import EvaluatorRow, InUse, NewEvaluator
 
 
 def evaluator_response(row: EvaluatorRow) -> dict[str, Any]:
@@ -76,5 +77,12 @@ class EvaluatorService:
         return await self.get(org_id, evaluator_id)
 
     async def delete(self, org_id: str, evaluator_id: str) -> None:
-        if not await self._evaluators.delete(org_id, evaluator_id):
+        try:
+            deleted = await self._evaluators.delete(org_id, evaluator_id)
+        except InUse:
+            raise ConflictError(
+                f"Evaluator '{evaluator_id}' is used by an evaluation (its results name it); "
+                "delete the evaluation's project first"
+            ) from None
+        if not deleted:
             raise NotFoundError(f"Evaluator '{evaluator_id}' not found")

@@ -1,0 +1,139 @@
+"""v4 routes: evaluations the client runs itself (``/projects/{project_id}/evaluations``, ``/evaluations``,
+``/evaluations/{id}/...``); what is supported is in ``service/evaluations.py``.
+
+Pages differ as in the spec: ``GET /evaluations`` counts from page 0 (size 50), ``GET
+/evaluations/{id}/datapoints`` from page 1 (size 10). ``evaluatee_id`` is accepted everywhere and ignored:
+a run evaluates one config. ``GET /evaluations``'s prose-only sorts and filters are not implemented.
+"""
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from loopgate.api.auth import Organization
+from loopgate.api.responses import JSONBytes
+from loopgate.schemas.evaluations import (
+    AddEvaluatorsRequest,
+    CreateEvaluationLogRequest,
+    CreateEvaluationRequest,
+    CreateEvaluationResultLogRequest,
+    UpdateEvaluationStatusRequest,
+)
+from loopgate.service.evaluations import EvaluationService
+
+router = APIRouter(tags=["evaluations"])
+
+# Sanity bounds, not limits anyone should meet: they keep ``page * size`` inside a 64-bit OFFSET.
+_MAX_SIZE = 1_000_000
+_MAX_PAGE = 1_000_000_000
+
+
+def _service(request: Request) -> EvaluationService:
+    service: EvaluationService = request.app.state.evaluations
+    return service
+
+
+Evaluations = Annotated[EvaluationService, Depends(_service)]
+Aggregates = Annotated[bool, Query(description="Add each evaluator's mean result.")]
+Evaluatee = Annotated[str | None, Query(description="Accepted and ignored.")]
+
+
+@router.post("/projects/{project_id}/evaluations", status_code=201, response_class=JSONBytes)
+async def create_evaluation(
+    project_id: str, body: CreateEvaluationRequest, org_id: Organization, service: Evaluations
+) -> Response:
+    return JSONBytes(await service.create(org_id, project_id, body), status_code=201)
+
+
+@router.get("/projects/{project_id}/evaluations", response_class=JSONBytes)
+async def list_project_evaluations(
+    project_id: str,
+    org_id: Organization,
+    service: Evaluations,
+    evaluatee_id: Evaluatee = None,
+    evaluator_aggregates: Aggregates = False,
+) -> Response:
+    return JSONBytes(await service.list_for_project(org_id, project_id, aggregates=evaluator_aggregates))
+
+
+@router.get("/evaluations", response_class=JSONBytes)
+async def list_evaluations(
+    org_id: Organization,
+    service: Evaluations,
+    project_id: Annotated[str, Query()],
+    id: Annotated[list[str] | None, Query()] = None,
+    start_date: Annotated[date | None, Query()] = None,
+    end_date: Annotated[date | None, Query(description="Inclusive: the whole day counts.")] = None,
+    page: Annotated[int, Query(ge=0, le=_MAX_PAGE, description="Page offset (0 is the first page).")] = 0,
+    size: Annotated[int, Query(ge=1, le=_MAX_SIZE)] = 50,
+    evaluatee_id: Evaluatee = None,
+) -> Response:
+    start = datetime.combine(start_date, time(), tzinfo=UTC) if start_date else None
+    end = datetime.combine(end_date, time(), tzinfo=UTC) + timedelta(days=1) if end_date else None
+    return JSONBytes(
+        await service.page(
+            org_id, project_id, evaluation_ids=id or [], start=start, end=end, page=page, size=size
+        )
+    )
+
+
+@router.get("/evaluations/{id}", response_class=JSONBytes)
+async def get_evaluation(
+    id: str,
+    org_id: Organization,
+    service: Evaluations,
+    evaluator_aggregates: Aggregates = False,
+    evaluatee_id: Evaluatee = None,
+) -> Response:
+    return JSONBytes(await service.get(org_id, id, aggregates=evaluator_aggregates))
+
+
+@router.get("/evaluations/{id}/datapoints", response_class=JSONBytes)
+async def list_evaluation_datapoints(
+    id: str,
+    org_id: Organization,
+    service: Evaluations,
+    page: Annotated[int, Query(ge=1, le=_MAX_PAGE, description="Page number (1 is the first page).")] = 1,
+    size: Annotated[int, Query(ge=1, le=_MAX_SIZE)] = 10,
+    evaluatee_id: Evaluatee = None,
+) -> Response:
+    return JSONBytes(await service.datapoints(org_id, id, page=page, size=size))
+
+
+@router.post("/evaluations/{evaluation_id}/log", status_code=201, response_class=JSONBytes)
+async def log_evaluation_datapoint(
+    evaluation_id: str,
+    body: CreateEvaluationLogRequest,
+    org_id: Organization,
+    service: Evaluations,
+    evaluatee_id: Evaluatee = None,
+) -> Response:
+    """Answers once the log is committed (the log writer's hand-over returns after its commit)."""
+    return JSONBytes(await service.log(org_id, evaluation_id, body), status_code=201)
+
+
+@router.post("/evaluations/{evaluation_id}/result", status_code=201, response_class=JSONBytes)
+async def post_evaluation_result(
+    evaluation_id: str,
+    body: CreateEvaluationResultLogRequest,
+    org_id: Organization,
+    service: Evaluations,
+    evaluatee_id: Evaluatee = None,
+) -> Response:
+    return JSONBytes(await service.result(org_id, evaluation_id, body), status_code=201)
+
+
+@router.patch("/evaluations/{id}/status", response_class=JSONBytes)
+async def update_evaluation_status(
+    id: str, body: UpdateEvaluationStatusRequest, org_id: Organization, service: Evaluations
+) -> Response:
+    return JSONBytes(await service.update_status(org_id, id, body))
+
+
+@router.patch("/evaluations/{id}/evaluators", response_class=JSONBytes)
+async def add_evaluation_evaluators(
+    id: str, body: AddEvaluatorsRequest, org_id: Organization, service: Evaluations
+) -> Response:
+    return JSONBytes(await service.add_evaluators(org_id, id, body))

@@ -1,0 +1,69 @@
+"""What the SDK sees of an evaluation: EvaluationResponse, EvaluationResultResponse,
+ModelConfigEvaluatorAggregateResponse and EvaluationDatapointSnapshotResponse, built from stored rows."""
+
+from typing import Any
+
+from loopgate.service.datasets import dataset_response
+from loopgate.service.evaluators import evaluator_response
+from loopgate.service.log_views import timestamp
+from loopgate.service.project_views import config_view
+from loopgate.store.datasets import DatasetRow
+from loopgate.store.evaluations import EvaluationRow, ResultRow
+from loopgate.store.evaluators import EvaluatorRow
+from loopgate.store.model_configs import ConfigRow
+
+
+def dataset_version_id(row: EvaluationRow) -> str:
+    """Dataset versions are a counter per dataset (``datasets.version``), not rows with ids of their own:
+    the version an evaluation pinned is named by its dataset and number."""
+    return f"{row.dataset_id}.v{row.dataset_version}"
+
+
+def evaluation_response(
+    row: EvaluationRow,
+    *,
+    config: ConfigRow,
+    evaluators: list[EvaluatorRow],
+    dataset: DatasetRow,
+    snapshot_count: int,
+    aggregates: dict[str, float] | None,
+) -> dict[str, Any]:
+    current = dataset_response(dataset)
+    response: dict[str, Any] = {
+        "id": row.id,
+        "name": row.name,
+        "status": row.status,
+        "config": config_view(config),
+        "created_at": timestamp(row.created_at),
+        "updated_at": timestamp(row.updated_at),
+        "evaluators": [evaluator_response(evaluator) for evaluator in evaluators],
+        "dataset": current,
+        "dataset_version_id": dataset_version_id(row),
+        # The dataset as the run sees it: its datapoints up to the pinned version.
+        "dataset_snapshot": {**current, "datapoint_count": snapshot_count},
+    }
+    if aggregates is not None:
+        response["evaluator_aggregates"] = [
+            {
+                "model_config_id": row.config_id,
+                "evaluator_id": evaluator.id,
+                "evaluator_version_id": evaluator.version_id,
+                "aggregate_value": aggregates.get(evaluator.id),
+            }
+            for evaluator in evaluators
+        ]
+    return response
+
+
+def result_response(row: ResultRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "evaluation_id": row.evaluation_id,
+        "evaluator_id": row.evaluator_id,
+        "evaluator_version_id": row.evaluator_version_id,
+        "log_id": row.log_id,
+        "value": row.value,
+        "error": row.error,
+        "created_at": timestamp(row.created_at),
+        "updated_at": timestamp(row.updated_at),
+    }

@@ -1,0 +1,304 @@
+"""Evaluations the client runs itself (``hl_generated=false``, external and human evaluators).
+
+The client posts each datapoint's generation (``POST /evaluations/{id}/log``, written as a real log of the
+evaluation's project by the same path as ``POST /logs``) and each evaluator's result for it (``POST
+/evaluations/{id}/result``). loopgate never generates for a run nor runs an evaluator, so an evaluation that
+would need either -- ``hl_generated=true`` (v4's default) or a ``python``/``llm`` evaluator -- is refused with
+a 422 saying what is supported.
+
+States: a run starts ``running`` (v4 takes logs and results only while running, and the client starts
+posting at once, so ``pending`` would only add a step) and moves between ``running`` and ``completed`` as
+v4 allows for runs with external/human evaluators; ``pending`` and ``cancelled`` are refused (422). A log
+or result posted to a run that is not running is a state conflict (409).
+"""
+
+from datetime import datetime
+from typing import Any
+
+from loopgate.errors import ConflictError, NotFoundError, RequestInvalid
+from loopgate.schemas.evaluations import (
+    AddEvaluatorsRequest,
+    CreateEvaluationLogRequest,
+    CreateEvaluationRequest,
+    CreateEvaluationResultLogRequest,
+    EvaluationStatus,
+    UpdateEvaluationStatusRequest,
+)
+from loopgate.service.datasets import datapoint_response
+from loopgate.service.evaluation_views import evaluation_response, result_response
+from loopgate.service.log_views import log_response
+from loopgate.service.logs import LogService
+from loopgate.store.catalog import Catalog
+from loopgate.store.evaluations import EvaluationRow
+from loopgate.store.evaluators import EvaluatorRow
+from loopgate.store.logs import LogStore
+from loopgate.store.repository import Store
+
+CLIENT_RUN = ("external", "human")
+_SETTABLE = (EvaluationStatus.RUNNING, EvaluationStatus.COMPLETED)
+
+
+def _check_runnable(evaluator: EvaluatorRow, loc: list[str | int]) -> None:
+    if evaluator.type not in CLIENT_RUN:
+        raise RequestInvalid(
+            loc,
+            f"Evaluator '{evaluator.id}' is of type '{evaluator.type}': loopgate never runs evaluators, so "
+            "an evaluation takes only evaluators the client runs itself (type 'external' or 'human')",
+        )
+
+
+def _check_value(evaluator: EvaluatorRow, value: Any) -> None:
+    kind = evaluator.return_type
+    if kind == "boolean" and isinstance(value, bool):
+        return
+    if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+        return
+    if kind in ("boolean", "number"):
+        wanted = "true or false" if kind == "boolean" else "a number"
+        raise RequestInvalid(
+            ["body", "result"], f"Evaluator '{evaluator.id}' returns {kind}: result must be {wanted}"
+        )
+    raise RequestInvalid(
+        ["body", "result"],
+        f"Evaluator '{evaluator.id}' returns {kind}, which a result cannot carry (v4's result is a boolean "
+        "or a number); send error instead, or use a boolean or number evaluator",
+    )
+
+
+class EvaluationService:
+    def __init__(self, catalog: Catalog, store: Store) -> None:
+        self._catalog = catalog
+        self._evaluations = catalog.evaluations
+        self._store = store
+        self._logs = LogStore(store.engine)
+
+    async def _evaluation(self, org_id: str, evaluation_id: str) -> EvaluationRow:
+        found = await self._evaluations.get(org_id, evaluation_id)
+        if found is None:
+            raise NotFoundError(f"Evaluation '{evaluation_id}' not found")
+        return found
+
+    async def _project(self, org_id: str, project_id: str) -> None:
+        if await self._catalog.projects.get(org_id, project_id) is None:
+            raise NotFoundError(f"Project '{project_id}' not found")
+
+    async def _evaluator(self, org_id: str, evaluator_id: str) -> EvaluatorRow:
+        found = await self._catalog.evaluators.get(org_id, evaluator_id)
+        if found is None:
+            raise NotFoundError(f"Evaluator '{evaluator_id}' not found")
+        return found
+
+    async def _view(self, org_id: str, row: EvaluationRow, *, aggregates: bool = False) -> dict[str, Any]:
+        # The config, dataset and evaluators cannot be gone: deleting one in use is refused (409), and
+        # deleting the project deletes its evaluations with its configs.
+        config = await self._catalog.configs.get(org_id, row.config_id)
+        dataset = await self._catalog.datasets.get(org_id, row.dataset_id)
+        evaluators = [await self._evaluator(org_id, evaluator_id) for evaluator_id in row.evaluator_ids]
+        if config is None or dataset is None:
+            raise NotFoundError(f"Evaluation '{row.id}' not found")
+        return evaluation_response(
+            row,
+            config=config,
+            evaluators=evaluators,
+            dataset=dataset,
+            snapshot_count=await self._evaluations.snapshot_count(row),
+            aggregates=await self._evaluations.aggregates(row.id) if aggregates else None,
+        )
+
+    # -- evaluations ------------------------------------------------------------------------------------
+
+    async def create(self, org_id: str, project_id: str, request: CreateEvaluationRequest) -> dict[str, Any]:
+        await self._project(org_id, project_id)
+        if request.hl_generated:
+            raise RequestInvalid(
+                ["body", "hl_generated"],
+                "loopgate does not generate logs for evaluations: create the evaluation with "
+                "hl_generated=false and post each datapoint's log to /evaluations/{id}/log and each result "
+                "to /evaluations/{id}/result (evaluators of type 'external' or 'human' only)",
+            )
+        config = await self._catalog.configs.get(org_id, request.config_id)
+        if config is None:
+            raise NotFoundError(f"Config '{request.config_id}' not found")
+        if config.config_type != "model":
+            raise RequestInvalid(["body", "config_id"], f"Config '{config.id}' is not a model config")
+        if config.project_id != project_id:
+            raise RequestInvalid(["body", "config_id"], f"Config '{config.id}' belongs to another project")
+        if await self._catalog.datasets.get(org_id, request.dataset_id) is None:
+            raise NotFoundError(f"Dataset '{request.dataset_id}' not found")
+        evaluator_ids = list(dict.fromkeys(request.evaluator_ids))
+        for index, evaluator_id in enumerate(evaluator_ids):
+            _check_runnable(await self._evaluator(org_id, evaluator_id), ["body", "evaluator_ids", index])
+        created = await self._evaluations.create(
+            org_id,
+            project_id=project_id,
+            config_id=config.id,
+            dataset_id=request.dataset_id,
+            evaluator_ids=evaluator_ids,
+            name=request.name,
+        )
+        if created is None:
+            raise NotFoundError(f"Dataset '{request.dataset_id}' not found")
+        return await self._view(org_id, created)
+
+    async def get(self, org_id: str, evaluation_id: str, *, aggregates: bool) -> dict[str, Any]:
+        return await self._view(org_id, await self._evaluation(org_id, evaluation_id), aggregates=aggregates)
+
+    async def list_for_project(
+        self, org_id: str, project_id: str, *, aggregates: bool
+    ) -> list[dict[str, Any]]:
+        await self._project(org_id, project_id)
+        rows, _total = await self._evaluations.of_project(org_id, project_id)
+        return [await self._view(org_id, row, aggregates=aggregates) for row in rows]
+
+    async def page(
+        self,
+        org_id: str,
+        project_id: str,
+        *,
+        evaluation_ids: list[str],
+        start: datetime | None,
+        end: datetime | None,
+        page: int,
+        size: int,
+    ) -> dict[str, Any]:
+        await self._project(org_id, project_id)
+        rows, total = await self._evaluations.of_project(
+            org_id, project_id, evaluation_ids=evaluation_ids, start=start, end=end, page=page, size=size
+        )
+        records = [await self._view(org_id, row) for row in rows]
+        return {"records": records, "page": page, "size": size, "total": total}
+
+    async def update_status(
+        self, org_id: str, evaluation_id: str, request: UpdateEvaluationStatusRequest
+    ) -> dict[str, Any]:
+        await self._evaluation(org_id, evaluation_id)
+        if request.status not in _SETTABLE:
+            raise RequestInvalid(
+                ["body", "status"],
+                f"An evaluation the client runs moves only between 'running' and 'completed', not to "
+                f"'{request.status.value}'",
+            )
+        if not await self._evaluations.set_status(org_id, evaluation_id, request.status.value):
+            raise NotFoundError(f"Evaluation '{evaluation_id}' not found")
+        return await self.get(org_id, evaluation_id, aggregates=False)
+
+    async def add_evaluators(
+        self, org_id: str, evaluation_id: str, request: AddEvaluatorsRequest
+    ) -> dict[str, Any]:
+        await self._evaluation(org_id, evaluation_id)
+        wanted: list[str] = []
+        for index, evaluator_id in enumerate(request.evaluator_ids or ()):
+            evaluator = await self._evaluator(org_id, evaluator_id)
+            _check_runnable(evaluator, ["body", "evaluator_ids", index])
+            wanted.append(evaluator.id)
+        for index, version_id in enumerate(request.evaluator_version_ids or ()):
+            found = await self._catalog.evaluators.by_version(org_id, version_id)
+            if found is None:
+                raise NotFoundError(
+                    f"Evaluator version '{version_id}' not found (only current versions are kept)"
+                )
+            _check_runnable(found, ["body", "evaluator_version_ids", index])
+            wanted.append(found.id)
+        if not await self._evaluations.add_evaluators(org_id, evaluation_id, wanted):
+            raise NotFoundError(f"Evaluation '{evaluation_id}' not found")
+        return await self.get(org_id, evaluation_id, aggregates=False)
+
+    # -- logs and results -------------------------------------------------------------------------------
+
+    async def _running(self, org_id: str, evaluation_id: str) -> EvaluationRow:
+        row = await self._evaluation(org_id, evaluation_id)
+        if row.status != EvaluationStatus.RUNNING:
+            raise ConflictError(
+                f"Evaluation '{evaluation_id}' is {row.status}: logs and results are taken only while it is "
+                "running (PATCH /evaluations/{id}/status to set it running again)"
+            )
+        return row
+
+    async def log(
+        self, org_id: str, evaluation_id: str, request: CreateEvaluationLogRequest
+    ) -> dict[str, Any]:
+        """Writes the datapoint's log into the evaluation's project (its config unless the log names one)
+        and links it to the datapoint; a datapoint takes one log per evaluation (409 for a second)."""
+        row = await self._running(org_id, evaluation_id)
+        datapoint_id = request.datapoint_id
+        if await self._catalog.datasets.datapoint(org_id, datapoint_id) is None:
+            raise NotFoundError(f"Datapoint '{datapoint_id}' not found")
+        if not await self._evaluations.in_snapshot(row, datapoint_id):
+            raise RequestInvalid(
+                ["body", "datapoint_id"],
+                f"Datapoint '{datapoint_id}' is not in this evaluation's dataset (as of {row.dataset_id}"
+                f" version {row.dataset_version})",
+            )
+        if await self._evaluations.log_of(row.id, datapoint_id) is not None:
+            raise ConflictError(f"Datapoint '{datapoint_id}' already has a log in evaluation '{row.id}'")
+        given = request.log
+        update: dict[str, Any] = {
+            "project": None,
+            "project_id": row.project_id,
+            "source_datapoint_id": datapoint_id,
+        }
+        if given.config is None and given.config_id is None:
+            update["config_id"] = row.config_id
+        try:
+            (created,) = await LogService(self._store).create(
+                org_id, [given.model_copy(update=update)], batch=False
+            )
+        except RequestInvalid as exc:
+            exc.loc = ["body", "log", *exc.loc[1:]]  # the log is the body's ``log``, not the body
+            raise
+        if not await self._evaluations.link_log(row.id, datapoint_id, created["id"]):
+            # Another request linked a log to this datapoint between the check above and now; this log
+            # stays in the project as an ordinary log.
+            raise ConflictError(f"Datapoint '{datapoint_id}' already has a log in evaluation '{row.id}'")
+        return created
+
+    async def result(
+        self, org_id: str, evaluation_id: str, request: CreateEvaluationResultLogRequest
+    ) -> dict[str, Any]:
+        row = await self._running(org_id, evaluation_id)
+        if request.evaluator_id not in row.evaluator_ids:
+            raise RequestInvalid(
+                ["body", "evaluator_id"],
+                f"Evaluator '{request.evaluator_id}' is not one of this evaluation's",
+            )
+        if not await self._evaluations.has_log(row.id, request.log_id):
+            raise RequestInvalid(
+                ["body", "log_id"], f"Log '{request.log_id}' is not a log of this evaluation"
+            )
+        if request.result is None and request.error is None:
+            raise RequestInvalid(["body", "result"], "Give the evaluator's result, or the error it met")
+        evaluator = await self._evaluator(org_id, request.evaluator_id)
+        if request.result is not None:
+            _check_value(evaluator, request.result)
+        stored = await self._evaluations.put_result(
+            row.id,
+            log_id=request.log_id,
+            evaluator_id=evaluator.id,
+            evaluator_version_id=evaluator.version_id,
+            value=request.result,
+            error=request.error,
+        )
+        return result_response(stored)
+
+    async def datapoints(self, org_id: str, evaluation_id: str, *, page: int, size: int) -> dict[str, Any]:
+        """EvaluationDatapointSnapshotResponse per datapoint of the snapshot, pages from 1."""
+        row = await self._evaluation(org_id, evaluation_id)
+        datapoints = await self._evaluations.snapshot_page(row, offset=(page - 1) * size, size=size)
+        linked = await self._evaluations.logs_of(row.id, [datapoint.id for datapoint in datapoints])
+        logs = {log["id"]: log for log in await self._logs.fetch(org_id, list(linked.values()))}
+        results: dict[str, list[dict[str, Any]]] = {}
+        for result in await self._evaluations.results(row.id, list(linked.values())):
+            results.setdefault(result.log_id, []).append(result_response(result))
+        records = []
+        for datapoint in datapoints:
+            log_id = linked.get(datapoint.id)
+            log = logs.get(log_id) if log_id is not None else None  # a deleted log reads as not posted
+            records.append(
+                {
+                    "datapoint": datapoint_response(datapoint),
+                    "log": log_response(log) if log is not None else None,
+                    "evaluation_results": results.get(log_id, []) if log is not None and log_id else [],
+                }
+            )
+        total = await self._evaluations.snapshot_count(row)
+        return {"records": records, "page": page, "size": size, "total": total}
