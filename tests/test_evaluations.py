@@ -1,0 +1,415 @@
+"""Evaluations the client runs itself over HTTP: create (hl_generated=false, external and human evaluators),
+read and list, a log and results per datapoint, status changes, added evaluators, the datapoint snapshot and
+aggregates; 404s for unknown and other organizations' ids, 422s for what is refused (server-run evaluations
+among them), 409s for state conflicts, and what deleting a dataset, evaluator or project does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Server
+from tests.helpers import MOCK_CONFIG, unique
+
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
+
+EVALUATION_KEYS = {
+    "id",
+    "name",
+    "status",
+    "config",
+    "created_at",
+    "updated_at",
+    "evaluators",
+    "dataset",
+    "dataset_version_id",
+    "dataset_snapshot",
+}
+RESULT_KEYS = {
+    "id",
+    "evaluation_id",
+    "evaluator_id",
+    "evaluator_version_id",
+    "log_id",
+    "value",
+    "error",
+    "created_at",
+    "updated_at",
+}
+
+
+@pytest.fixture(scope="module")
+def other(server: Server) -> Iterator[httpx.Client]:
+    with server.client(server.create_key(org=unique("org"))) as http:
+        yield http
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def assert_422(response: httpx.Response, loc: list[Any]) -> None:
+    assert response.status_code == 422, response.text
+    assert any(error["loc"] == loc for error in response.json()["detail"]), response.text
+
+
+def evaluator(client: httpx.Client, kind: str = "external", returns: str = "boolean") -> dict[str, Any]:
+    body = {
+        "name": f"{kind}-{returns}",
+        "description": "",
+        "arguments_type": "target_required",
+        "return_type": returns,
+        "type": kind,
+    }
+    created: dict[str, Any] = ok(client.post("/evaluators", json=body), 201)
+    return created
+
+
+class Setup:
+    """A project with a config, a dataset of two datapoints, and a boolean and a number evaluator."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        registered = ok(client.post("/model-configs", json={**MOCK_CONFIG, "project": unique("eval")}))
+        self.project_id: str = registered["project_id"]
+        self.config_id: str = registered["config"]["id"]
+        self.dataset_id: str = ok(
+            client.post(f"/projects/{self.project_id}/datasets", json={"name": "golden", "description": ""}),
+            201,
+        )["id"]
+        body = [
+            {"inputs": {"q": "1+1"}, "target": {"a": "2"}},
+            {"inputs": {"q": "2+2"}, "target": {"a": "4"}},
+        ]
+        self.datapoints = [
+            d["id"] for d in ok(client.post(f"/datasets/{self.dataset_id}/datapoints", json=body), 201)
+        ]
+        self.exact = evaluator(client)
+        self.score = evaluator(client, "human", "number")
+
+    def body(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "config_id": self.config_id,
+            "dataset_id": self.dataset_id,
+            "evaluator_ids": [self.exact["id"], self.score["id"]],
+            "hl_generated": False,
+            **extra,
+        }
+
+    def create(self, client: httpx.Client, **extra: Any) -> dict[str, Any]:
+        created: dict[str, Any] = ok(
+            client.post(f"/projects/{self.project_id}/evaluations", json=self.body(**extra)), 201
+        )
+        return created
+
+
+@pytest.fixture
+def setup(client: httpx.Client) -> Setup:
+    return Setup(client)
+
+
+def log(client: httpx.Client, evaluation_id: str, datapoint_id: str, output: str = "2") -> dict[str, Any]:
+    body = {"datapoint_id": datapoint_id, "log": {"output": output, "inputs": {"q": "?"}}}
+    created: dict[str, Any] = ok(client.post(f"/evaluations/{evaluation_id}/log", json=body), 201)
+    return created
+
+
+def result(
+    client: httpx.Client, evaluation_id: str, log_id: str, evaluator_id: str, **body: Any
+) -> httpx.Response:
+    return client.post(
+        f"/evaluations/{evaluation_id}/result", json={"log_id": log_id, "evaluator_id": evaluator_id, **body}
+    )
+
+
+def test_a_run_from_creation_to_aggregates(client: httpx.Client, setup: Setup) -> None:
+    created = setup.create(client, name="nightly")
+    assert set(created) == EVALUATION_KEYS
+    assert created["id"].startswith("ev_") and created["status"] == "running" and created["name"] == "nightly"
+    assert created["config"]["id"] == setup.config_id and created["config"]["type"] == "model"
+    assert [e["id"] for e in created["evaluators"]] == [setup.exact["id"], setup.score["id"]]
+    assert created["dataset"]["id"] == setup.dataset_id and created["dataset"]["datapoint_count"] == 2
+    assert created["dataset_version_id"] == f"{setup.dataset_id}.v1"
+    assert created["dataset_snapshot"]["datapoint_count"] == 2
+    evaluation_id = created["id"]
+    assert ok(client.get(f"/evaluations/{evaluation_id}")) == created
+
+    # a datapoint added after creation is not part of the run
+    (late,) = ok(client.post(f"/datasets/{setup.dataset_id}/datapoints", json={"inputs": {"q": "late"}}), 201)
+    again = ok(client.get(f"/evaluations/{evaluation_id}"))
+    assert again["dataset"]["datapoint_count"] == 3 and again["dataset_snapshot"]["datapoint_count"] == 2
+    assert again["dataset_version_id"] == created["dataset_version_id"]
+    assert_422(
+        client.post(f"/evaluations/{evaluation_id}/log", json={"datapoint_id": late["id"], "log": {}}),
+        ["body", "datapoint_id"],
+    )
+
+    first, second = (
+        log(client, evaluation_id, dp, output) for dp, output in zip(setup.datapoints, "25", strict=True)
+    )
+    assert set(first) >= {"id", "project_id"} and first["project_id"] == setup.project_id
+    # a real log of the project, with the evaluated config and its datapoint
+    stored = ok(client.get(f"/logs/{first['id']}"))
+    assert stored["project_id"] == setup.project_id and stored["output"] == "2"
+    assert stored["config"]["id"] == setup.config_id and stored["source_datapoint_id"] == setup.datapoints[0]
+    listed = ok(client.get("/logs", params={"project_id": setup.project_id}))
+    assert {first["id"], second["id"]} <= {row["id"] for row in listed["records"]}
+
+    one = ok(result(client, evaluation_id, first["id"], setup.exact["id"], result=True), 201)
+    assert set(one) == RESULT_KEYS and one["id"].startswith("evres_")
+    assert (one["value"], one["error"], one["evaluation_id"]) == (True, None, evaluation_id)
+    assert one["evaluator_version_id"].startswith("evv_")
+    ok(result(client, evaluation_id, second["id"], setup.exact["id"], result=False), 201)
+    ok(result(client, evaluation_id, first["id"], setup.score["id"], result=3), 201)
+    ok(result(client, evaluation_id, second["id"], setup.score["id"], result=4.5), 201)
+
+    aggregated = ok(client.get(f"/evaluations/{evaluation_id}", params={"evaluator_aggregates": "true"}))
+    aggregates = {a["evaluator_id"]: a for a in aggregated["evaluator_aggregates"]}
+    assert aggregates[setup.exact["id"]]["aggregate_value"] == 0.5  # true 1, false 0: the share of true
+    assert aggregates[setup.score["id"]]["aggregate_value"] == 3.75
+    assert {a["model_config_id"] for a in aggregates.values()} == {setup.config_id}
+    assert "evaluator_aggregates" not in ok(client.get(f"/evaluations/{evaluation_id}"))
+
+    page = ok(client.get(f"/evaluations/{evaluation_id}/datapoints"))
+    assert (page["page"], page["size"], page["total"]) == (1, 10, 2)
+    records = page["records"]
+    assert [r["datapoint"]["id"] for r in records] == setup.datapoints
+    assert [r["log"]["id"] for r in records] == [first["id"], second["id"]]
+    assert [r["datapoint"]["target"] for r in records] == [{"a": "2"}, {"a": "4"}]
+    assert sorted((r["evaluator_id"], r["value"]) for r in records[1]["evaluation_results"]) == sorted(
+        [(setup.exact["id"], False), (setup.score["id"], 4.5)]
+    )
+    second_page = ok(client.get(f"/evaluations/{evaluation_id}/datapoints", params={"page": 2, "size": 1}))
+    assert [r["datapoint"]["id"] for r in second_page["records"]] == [setup.datapoints[1]]
+    assert client.get(f"/evaluations/{evaluation_id}/datapoints", params={"page": 0}).status_code == 422
+
+    completed = ok(client.patch(f"/evaluations/{evaluation_id}/status", json={"status": "completed"}))
+    assert completed["status"] == "completed" and completed["updated_at"] > created["updated_at"]
+    assert ok(client.get(f"/evaluations/{evaluation_id}"))["status"] == "completed"
+
+
+def test_listing_evaluations(client: httpx.Client, setup: Setup) -> None:
+    first = setup.create(client)
+    second = setup.create(client)
+    assert [e["id"] for e in ok(client.get(f"/projects/{setup.project_id}/evaluations"))] == [
+        first["id"],
+        second["id"],
+    ]
+    with_aggregates = ok(
+        client.get(f"/projects/{setup.project_id}/evaluations", params={"evaluator_aggregates": True})
+    )
+    assert all(len(e["evaluator_aggregates"]) == 2 for e in with_aggregates)
+    assert with_aggregates[0]["evaluator_aggregates"][0]["aggregate_value"] is None  # no result yet
+
+    paged = ok(client.get("/evaluations", params={"project_id": setup.project_id}))
+    assert (paged["page"], paged["size"], paged["total"]) == (0, 50, 2)
+    assert [e["id"] for e in paged["records"]] == [first["id"], second["id"]]
+    later = ok(client.get("/evaluations", params={"project_id": setup.project_id, "size": 1, "page": 1}))
+    assert [e["id"] for e in later["records"]] == [second["id"]] and later["total"] == 2
+    chosen = ok(client.get("/evaluations", params=[("project_id", setup.project_id), ("id", second["id"])]))
+    assert [e["id"] for e in chosen["records"]] == [second["id"]] and chosen["total"] == 1
+    today = first["created_at"][:10]
+    dated = {"project_id": setup.project_id, "start_date": today, "end_date": today}
+    assert ok(client.get("/evaluations", params=dated))["total"] == 2
+    assert ok(client.get("/evaluations", params={**dated, "start_date": "2999-01-01"}))["total"] == 0
+    assert_422(client.get("/evaluations"), ["query", "project_id"])
+    assert client.get("/evaluations", params={"project_id": "pr_missing"}).status_code == 404
+
+
+def test_server_run_evaluations_are_refused(client: httpx.Client, setup: Setup) -> None:
+    path = f"/projects/{setup.project_id}/evaluations"
+    body = setup.body()
+    del body["hl_generated"]  # v4's default is true: the server would generate
+    refused = client.post(path, json=body)
+    assert_422(refused, ["body", "hl_generated"])
+    assert "hl_generated=false" in refused.json()["detail"][0]["msg"]
+    assert_422(client.post(path, json=setup.body(hl_generated=True)), ["body", "hl_generated"])
+    for kind in ("python", "llm"):
+        server_run = evaluator(client, kind)
+        response = client.post(path, json=setup.body(evaluator_ids=[setup.exact["id"], server_run["id"]]))
+        assert_422(response, ["body", "evaluator_ids", 1])
+        assert "'external' or 'human'" in response.json()["detail"][0]["msg"]
+        evaluation = setup.create(client)
+        added = client.patch(
+            f"/evaluations/{evaluation['id']}/evaluators", json={"evaluator_ids": [server_run["id"]]}
+        )
+        assert_422(added, ["body", "evaluator_ids", 0])
+    assert ok(client.get(f"/projects/{setup.project_id}/evaluations"))[-1]["evaluators"][-1]["type"] != "llm"
+
+
+def test_bodies_and_references_are_validated(client: httpx.Client, setup: Setup) -> None:
+    path = f"/projects/{setup.project_id}/evaluations"
+    for field in ("config_id", "dataset_id", "evaluator_ids"):
+        assert_422(
+            client.post(path, json={k: v for k, v in setup.body().items() if k != field}), ["body", field]
+        )
+    assert_422(client.post(path, json=setup.body(extra=1)), ["body", "extra"])
+    assert_422(client.post(path, json=setup.body(name="n" * 256)), ["body", "name"])
+    elsewhere = ok(client.post("/model-configs", json={**MOCK_CONFIG, "project": unique("elsewhere")}))
+    assert_422(client.post(path, json=setup.body(config_id=elsewhere["config"]["id"])), ["body", "config_id"])
+    assert setup.create(client, provider_api_keys={"openai": "sk"})["status"] == "running"
+
+    evaluation_id = setup.create(client)["id"]
+    logged = log(client, evaluation_id, setup.datapoints[0])
+    post = f"/evaluations/{evaluation_id}/log"
+    assert_422(client.post(post, json={"datapoint_id": setup.datapoints[1]}), ["body", "log"])
+    both = {"datapoint_id": setup.datapoints[1], "log": {"config_id": setup.config_id, "config": MOCK_CONFIG}}
+    assert_422(client.post(post, json=both), ["body", "log", "config_id"])
+    # one log per datapoint and run
+    assert client.post(post, json={"datapoint_id": setup.datapoints[0], "log": {}}).status_code == 409
+
+    exact, score = setup.exact["id"], setup.score["id"]
+    assert_422(result(client, evaluation_id, logged["id"], exact, result=1), ["body", "result"])
+    assert_422(result(client, evaluation_id, logged["id"], score, result=True), ["body", "result"])
+    assert_422(result(client, evaluation_id, logged["id"], exact, result="yes"), ["body", "result", "bool"])
+    assert_422(result(client, evaluation_id, logged["id"], exact), ["body", "result"])
+    assert_422(result(client, evaluation_id, "data_notalog", exact, result=True), ["body", "log_id"])
+    outsider = evaluator(client)
+    assert_422(
+        result(client, evaluation_id, logged["id"], outsider["id"], result=True), ["body", "evaluator_id"]
+    )
+    assert_422(
+        client.post(f"/evaluations/{evaluation_id}/result", json={"log_id": logged["id"]}),
+        ["body", "evaluator_id"],
+    )
+    text = evaluator(client, "human", "text")
+    ok(client.patch(f"/evaluations/{evaluation_id}/evaluators", json={"evaluator_ids": [text["id"]]}))
+    assert_422(result(client, evaluation_id, logged["id"], text["id"], result=1), ["body", "result"])
+    failed = ok(result(client, evaluation_id, logged["id"], text["id"], error="reviewer away"), 201)
+    assert (failed["value"], failed["error"]) == (None, "reviewer away")
+
+    # a second result for the same log and evaluator replaces the first
+    first = ok(result(client, evaluation_id, logged["id"], exact, result=True), 201)
+    replaced = ok(result(client, evaluation_id, logged["id"], exact, result=False), 201)
+    assert replaced["id"] == first["id"] and replaced["value"] is False
+    assert replaced["updated_at"] >= first["updated_at"] and replaced["created_at"] == first["created_at"]
+    (record, _) = ok(client.get(f"/evaluations/{evaluation_id}/datapoints"))["records"]
+    assert sorted((r["evaluator_id"], r["value"]) for r in record["evaluation_results"]) == sorted(
+        [(text["id"], None), (exact, False)]
+    )
+
+
+def test_status_rules(client: httpx.Client, setup: Setup) -> None:
+    evaluation_id = setup.create(client)["id"]
+    logged = log(client, evaluation_id, setup.datapoints[0])
+    status = f"/evaluations/{evaluation_id}/status"
+    for refused in ("pending", "cancelled"):
+        assert_422(client.patch(status, json={"status": refused}), ["body", "status"])
+    assert_422(client.patch(status, json={"status": "done"}), ["body", "status"])
+    assert ok(client.patch(status, json={"status": "running"}))["status"] == "running"
+    assert ok(client.patch(status, json={"status": "completed"}))["status"] == "completed"
+    # a completed run takes no logs or results
+    posted = client.post(
+        f"/evaluations/{evaluation_id}/log", json={"datapoint_id": setup.datapoints[1], "log": {}}
+    )
+    assert posted.status_code == 409 and "running" in posted.json()["detail"]
+    assert result(client, evaluation_id, logged["id"], setup.exact["id"], result=True).status_code == 409
+    assert ok(client.patch(status, json={"status": "running"}))["status"] == "running"
+    ok(result(client, evaluation_id, logged["id"], setup.exact["id"], result=True), 201)
+    log(client, evaluation_id, setup.datapoints[1])
+
+
+def aggregate_versions(client: httpx.Client, evaluation_id: str) -> dict[str, str]:
+    """evaluator id -> its current version id (EvaluatorResponse has none; an aggregate names it)."""
+    got = ok(client.get(f"/evaluations/{evaluation_id}", params={"evaluator_aggregates": True}))
+    return {a["evaluator_id"]: a["evaluator_version_id"] for a in got["evaluator_aggregates"]}
+
+
+def test_adding_evaluators_by_id_and_version(client: httpx.Client, setup: Setup) -> None:
+    body = setup.body(evaluator_ids=[setup.exact["id"]])
+    evaluation = ok(client.post(f"/projects/{setup.project_id}/evaluations", json=body), 201)
+    path = f"/evaluations/{evaluation['id']}/evaluators"
+    added = ok(client.patch(path, json={"evaluator_ids": [setup.score["id"], setup.exact["id"]]}))
+    assert [e["id"] for e in added["evaluators"]] == [setup.exact["id"], setup.score["id"]]
+    assert ok(client.patch(path, json={}))["evaluators"] == added["evaluators"]
+    assert client.patch(path, json={"evaluator_ids": ["evfn_missing"]}).status_code == 404
+
+    # by version id: the current version of an evaluator (earlier versions are not kept)
+    old_version = aggregate_versions(client, evaluation["id"])[setup.exact["id"]]
+    assert old_version.startswith("evv_")
+    ok(client.patch(f"/evaluators/{setup.exact['id']}", json={"description": "changed"}))
+    current = aggregate_versions(client, evaluation["id"])[setup.exact["id"]]
+    assert current != old_version
+    body = setup.body(evaluator_ids=[setup.score["id"]])
+    second = ok(client.post(f"/projects/{setup.project_id}/evaluations", json=body), 201)
+    second_path = f"/evaluations/{second['id']}/evaluators"
+    assert client.patch(second_path, json={"evaluator_version_ids": [old_version]}).status_code == 404
+    by_version = ok(client.patch(second_path, json={"evaluator_version_ids": [current]}))
+    assert [e["id"] for e in by_version["evaluators"]] == [setup.score["id"], setup.exact["id"]]
+
+
+def test_a_result_names_the_evaluator_version_that_produced_it(client: httpx.Client, setup: Setup) -> None:
+    evaluation_id = setup.create(client)["id"]
+    logged = log(client, evaluation_id, setup.datapoints[0])
+    before = ok(result(client, evaluation_id, logged["id"], setup.exact["id"], result=True), 201)
+    ok(client.patch(f"/evaluators/{setup.exact['id']}", json={"name": "stricter"}))
+    after = ok(result(client, evaluation_id, logged["id"], setup.exact["id"], result=True), 201)
+    assert before["evaluator_version_id"].startswith("evv_")
+    assert after["evaluator_version_id"] != before["evaluator_version_id"]
+
+
+def test_unknown_and_foreign_ids_are_404(client: httpx.Client, other: httpx.Client, setup: Setup) -> None:
+    evaluation = setup.create(client)
+    evaluation_id = evaluation["id"]
+    logged = log(client, evaluation_id, setup.datapoints[0])
+    for http, project_id, ev_id in (
+        (client, "pr_missing", "ev_missing"),
+        (other, setup.project_id, evaluation_id),
+    ):
+        assert http.get(f"/projects/{project_id}/evaluations").status_code == 404
+        assert http.post(f"/projects/{project_id}/evaluations", json=setup.body()).status_code == 404
+        assert http.get("/evaluations", params={"project_id": project_id}).status_code == 404
+        assert http.get(f"/evaluations/{ev_id}").status_code == 404
+        assert http.get(f"/evaluations/{ev_id}/datapoints").status_code == 404
+        log_body = {"datapoint_id": setup.datapoints[1], "log": {}}
+        assert http.post(f"/evaluations/{ev_id}/log", json=log_body).status_code == 404
+        res = {"log_id": logged["id"], "evaluator_id": setup.exact["id"], "result": True}
+        assert http.post(f"/evaluations/{ev_id}/result", json=res).status_code == 404
+        assert http.patch(f"/evaluations/{ev_id}/status", json={"status": "completed"}).status_code == 404
+        assert http.patch(f"/evaluations/{ev_id}/evaluators", json={"evaluator_ids": []}).status_code == 404
+    # another organization cannot build an evaluation out of this one's objects either
+    mine = ok(other.post("/model-configs", json={**MOCK_CONFIG, "project": unique("theirs")}))
+    theirs = f"/projects/{mine['project_id']}/evaluations"
+    assert other.post(theirs, json=setup.body()).status_code == 404  # the config
+    own_body = setup.body(config_id=mine["config"]["id"])
+    assert other.post(theirs, json=own_body).status_code == 404  # the dataset
+    own_dataset = ok(
+        other.post(f"/projects/{mine['project_id']}/datasets", json={"name": "n", "description": ""}), 201
+    )
+    own_body["dataset_id"] = own_dataset["id"]
+    assert other.post(theirs, json=own_body).status_code == 404  # the evaluators
+    # unknown references within the organization
+    path = f"/projects/{setup.project_id}/evaluations"
+    assert client.post(path, json=setup.body(config_id="config_missing")).status_code == 404
+    assert client.post(path, json=setup.body(dataset_id="evts_missing")).status_code == 404
+    assert client.post(path, json=setup.body(evaluator_ids=["evfn_missing"])).status_code == 404
+    unknown = client.post(f"/evaluations/{evaluation_id}/log", json={"datapoint_id": "dp_missing", "log": {}})
+    assert unknown.json() == {"detail": "Datapoint 'dp_missing' not found"}
+    assert ok(client.get(f"/evaluations/{evaluation_id}")) | {"updated_at": None} == evaluation | {
+        "updated_at": None
+    }
+    assert client.get("/evaluations/x").json() == {"detail": "Evaluation 'x' not found"}
+
+
+def test_deleting_what_an_evaluation_uses(client: httpx.Client, setup: Setup) -> None:
+    evaluation_id = setup.create(client)["id"]
+    logged = log(client, evaluation_id, setup.datapoints[0])
+    ok(result(client, evaluation_id, logged["id"], setup.exact["id"], result=True), 201)
+    # the dataset and evaluators of a run are kept (409), and nothing of them was deleted
+    refused = client.delete(f"/datasets/{setup.dataset_id}")
+    assert refused.status_code == 409 and "evaluation" in refused.json()["detail"]
+    assert client.delete(f"/evaluators/{setup.exact['id']}").status_code == 409
+    assert ok(client.get(f"/datasets/{setup.dataset_id}"))["datapoint_count"] == 2
+    assert ok(client.get(f"/evaluators/{setup.exact['id']}"))["id"] == setup.exact["id"]
+    # a deleted log reads as not posted
+    assert client.delete("/logs", params={"id": logged["id"]}).status_code == 204
+    (record, _) = ok(client.get(f"/evaluations/{evaluation_id}/datapoints"))["records"]
+    assert record["log"] is None and record["evaluation_results"] == []
+    # deleting the project deletes its evaluations (with its configs and logs); then the rest can go
+    assert client.delete(f"/projects/{setup.project_id}").status_code == 204
+    assert client.get(f"/evaluations/{evaluation_id}").status_code == 404
+    assert client.delete(f"/evaluators/{setup.exact['id']}").status_code == 204
+    assert client.delete(f"/datasets/{setup.dataset_id}").status_code == 200
