@@ -112,5 +112,15 @@ async def test_what_an_evaluation_uses_stays_until_its_project_goes(
     assert await catalog.evaluations.link_log(run.id, datapoints[0], "data_a")
     await catalog.projects.delete(org, run.project_id)
     assert await catalog.evaluations.get(org, run.id) is None
+    # an evaluation created for a project deleted meanwhile is not inserted
+    again = await catalog.evaluations.create(
+        org,
+        project_id=run.project_id,
+        config_id=run.config_id,
+        dataset_id=run.dataset_id,
+        evaluator_ids=[],
+        name=None,
+    )
+    assert again is None
     assert await catalog.evaluators.delete(org, evaluator_id)
     assert await catalog.datasets.delete(org, run.dataset_id)

@@ -136,8 +136,8 @@ class EvaluationService:
             evaluator_ids=evaluator_ids,
             name=request.name,
         )
-        if created is None:
-            raise NotFoundError(f"Dataset '{request.dataset_id}' not found")
+        if created is None:  # deleted between the checks above and the insert
+            raise NotFoundError(f"Dataset '{request.dataset_id}' or project '{project_id}' not found")
         return await self._view(org_id, created)
 
     async def get(self, org_id: str, evaluation_id: str, *, aggregates: bool) -> dict[str, Any]:

@@ -175,14 +175,19 @@ class DatasetStore:
     async def delete(self, org_id: str, dataset_id: str) -> bool:
         """Deletes the dataset with its datapoints; False when there is no such dataset. Raises InUse
         (deleting nothing) while an evaluation uses it: its snapshot is these datapoints."""
-        async with self._engine.begin() as connection:
-            if await _bump(connection, org_id, dataset_id, 0) is None:  # the lock, before the rows go
-                return False
-            used = select(tables.evaluations.c.id).where(tables.evaluations.c.dataset_id == dataset_id)
-            if (await connection.execute(used.limit(1))).first() is not None:
-                raise InUse(dataset_id)  # leaving the block rolls the version bump back
-            await connection.execute(delete(_P).where(_P.c.dataset_id == dataset_id))
-            await connection.execute(delete(_D).where(_D.c.id == dataset_id))
+        try:
+            async with self._engine.begin() as connection:
+                if await _bump(connection, org_id, dataset_id, 0) is None:  # the lock, before the rows go
+                    return False
+                used = select(tables.evaluations.c.id).where(tables.evaluations.c.dataset_id == dataset_id)
+                if (await connection.execute(used.limit(1))).first() is not None:
+                    raise InUse(dataset_id)  # leaving the block rolls the version bump back
+                await connection.execute(delete(_P).where(_P.c.dataset_id == dataset_id))
+                await connection.execute(delete(_D).where(_D.c.id == dataset_id))
+        except IntegrityError:
+            # PostgreSQL: an evaluation of this dataset committed after the check above (its foreign key
+            # refused the delete, and everything rolled back).
+            raise InUse(dataset_id) from None
         return True
 
     # -- datapoints -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, and_, func, literal, select, update
+from sqlalchemy import Select, and_, exists, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -100,8 +100,8 @@ class EvaluationStore:
         evaluator_ids: Sequence[str],
         name: str | None,
     ) -> EvaluationRow | None:
-        """The new running evaluation, pinned to the dataset's current version; None when the dataset was
-        deleted meanwhile (the insert reads the version in the same statement)."""
+        """The new running evaluation, pinned to the dataset's current version; None when the dataset or the
+        project was deleted meanwhile (the insert reads the version and checks both in one statement)."""
         stamp = now()
         evaluation_id = ids.new_id(ids.EVALUATION)
         fixed = {
@@ -116,8 +116,12 @@ class EvaluationStore:
             "updated_at": stamp,
         }
         columns = [literal(value, _V.c[key].type).label(key) for key, value in fixed.items()]
+        project = tables.projects
         values = select(*columns, _D.c.version.label("dataset_version")).where(
-            _D.c.org_id == org_id, _D.c.id == dataset_id
+            _D.c.org_id == org_id,
+            _D.c.id == dataset_id,
+            # a project deleted a moment before leaves no evaluation behind (as datasets do)
+            exists().where(project.c.org_id == org_id, project.c.id == project_id),
         )
         try:
             async with self._engine.begin() as connection:

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Select, delete, exists, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from loopgate import ids
@@ -137,9 +138,13 @@ class EvaluatorStore:
         created meanwhile is either seen or refused by its foreign key."""
         used = exists().where(tables.evaluation_evaluators.c.evaluator_id == evaluator_id)
         statement = delete(_E).where(_E.c.org_id == org_id, _E.c.id == evaluator_id, ~used)
-        async with self._engine.begin() as connection:
-            if (await connection.execute(statement)).rowcount:
-                return True
+        try:
+            async with self._engine.begin() as connection:
+                if (await connection.execute(statement)).rowcount:
+                    return True
+        except IntegrityError:
+            # PostgreSQL: an evaluation naming it committed after this statement's snapshot was taken.
+            raise InUse(evaluator_id) from None
         if await self.get(org_id, evaluator_id) is not None:
             raise InUse(evaluator_id)
         return False
