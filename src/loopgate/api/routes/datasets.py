@@ -8,10 +8,11 @@ v4 but implemented with the bodies SDK 0.5.18 sends (see ``service/datasets.py``
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Request
 from starlette.responses import Response
 
 from loopgate.api.auth import Organization
+from loopgate.api.paging import PageFromZero, PageSize
 from loopgate.api.responses import JSONBytes
 from loopgate.schemas.datasets import (
     CreateDatapointsBody,
@@ -22,10 +23,6 @@ from loopgate.schemas.datasets import (
 from loopgate.service.datasets import DatasetService
 
 router = APIRouter(tags=["datasets"])
-
-# Sanity bounds, not limits anyone should meet: they keep ``page * size`` inside a 64-bit OFFSET.
-_MAX_SIZE = 1_000_000
-_MAX_PAGE = 1_000_000_000
 
 
 def _service(request: Request) -> DatasetService:
@@ -76,8 +73,8 @@ async def list_datapoints(
     dataset_id: str,
     org_id: Organization,
     service: Datasets,
-    page: Annotated[int, Query(ge=0, le=_MAX_PAGE, description="Page offset (0 is the first page).")] = 0,
-    size: Annotated[int, Query(ge=1, le=_MAX_SIZE)] = 50,
+    page: PageFromZero = 0,
+    size: PageSize = 50,
 ) -> Response:
     return JSONBytes(await service.page(org_id, dataset_id, page=page, size=size))
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from loopgate.api.auth import Organization
+from loopgate.api.paging import PageFromOne, PageFromZero, PageSize
 from loopgate.api.responses import JSONBytes
 from loopgate.schemas.evaluations import (
     AddEvaluatorsRequest,
@@ -24,10 +25,6 @@ from loopgate.schemas.evaluations import (
 from loopgate.service.evaluations import EvaluationService
 
 router = APIRouter(tags=["evaluations"])
-
-# Sanity bounds, not limits anyone should meet: they keep ``page * size`` inside a 64-bit OFFSET.
-_MAX_SIZE = 1_000_000
-_MAX_PAGE = 1_000_000_000
 
 
 def _service(request: Request) -> EvaluationService:
@@ -66,8 +63,8 @@ async def list_evaluations(
     id: Annotated[list[str] | None, Query()] = None,
     start_date: Annotated[date | None, Query()] = None,
     end_date: Annotated[date | None, Query(description="Inclusive: the whole day counts.")] = None,
-    page: Annotated[int, Query(ge=0, le=_MAX_PAGE, description="Page offset (0 is the first page).")] = 0,
-    size: Annotated[int, Query(ge=1, le=_MAX_SIZE)] = 50,
+    page: PageFromZero = 0,
+    size: PageSize = 50,
     evaluatee_id: Evaluatee = None,
 ) -> Response:
     start = datetime.combine(start_date, time(), tzinfo=UTC) if start_date else None
@@ -95,8 +92,8 @@ async def list_evaluation_datapoints(
     id: str,
     org_id: Organization,
     service: Evaluations,
-    page: Annotated[int, Query(ge=1, le=_MAX_PAGE, description="Page number (1 is the first page).")] = 1,
-    size: Annotated[int, Query(ge=1, le=_MAX_SIZE)] = 10,
+    page: PageFromOne = 1,
+    size: PageSize = 10,
     evaluatee_id: Evaluatee = None,
 ) -> Response:
     return JSONBytes(await service.datapoints(org_id, id, page=page, size=size))

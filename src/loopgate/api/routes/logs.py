@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from loopgate.api.auth import Organization
+from loopgate.api.paging import PageFromZero, PageSize
 from loopgate.api.responses import JSONBytes
 from loopgate.errors import RequestInvalid
 from loopgate.schemas.logs import LogRequest, UpdateLogRequest
@@ -24,10 +25,6 @@ from loopgate.service.logs import LogService
 from loopgate.store.logs import LogFilter, LogSort, utc
 
 router = APIRouter()
-
-# Sanity bounds, not limits anyone should meet: they keep ``page * size`` inside a 64-bit OFFSET.
-_MAX_SIZE = 1_000_000
-_MAX_PAGE = 1_000_000_000
 
 M = TypeVar("M", bound=BaseModel)
 _SORTABLE = ("timestamp", "source", "model")
@@ -114,8 +111,8 @@ async def list_logs(
     version_status: VersionStatus | None = None,
     start_date: str | None = None,
     end_date: str | None = None,
-    size: Annotated[int, Query(ge=1, le=_MAX_SIZE)] = 50,
-    page: Annotated[int, Query(ge=0, le=_MAX_PAGE, description="Page offset (0 is the first page).")] = 0,
+    size: PageSize = 50,
+    page: PageFromZero = 0,
     sort: Annotated[list[str] | None, Query()] = None,
     source_filter: Annotated[list[str] | None, Query()] = None,
     model_filter: Annotated[list[str] | None, Query()] = None,
@@ -174,8 +171,8 @@ async def export_project_logs(
     request: Request,
     org_id: Organization,
     id: str,
-    page: Annotated[int, Query(ge=0, le=_MAX_PAGE, description="Page offset (0 is the first page).")] = 0,
-    size: Annotated[int, Query(ge=1, le=_MAX_SIZE)] = 10,
+    page: PageFromZero = 0,
+    size: PageSize = 10,
 ) -> Response:
     """The project's logs, newest first (``created_at`` descending)."""
     return JSONBytes(await _service(request).page(org_id, LogFilter(project_id=id), [], page=page, size=size))

@@ -1,19 +1,14 @@
 """v4 routes: sessions (``GET|POST /sessions``, ``GET /sessions/{id}``)."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from loopgate.api.auth import Organization
+from loopgate.api.paging import PageFromOne, PageSize
 from loopgate.api.responses import JSONBytes
 from loopgate.service.sessions import SessionService
 
 router = APIRouter()
-
-# Sanity bounds, not limits anyone should meet: they keep ``page * size`` inside a 64-bit OFFSET.
-_MAX_SIZE = 1_000_000
-_MAX_PAGE = 1_000_000_000
 
 
 def _service(request: Request) -> SessionService:
@@ -25,8 +20,8 @@ async def list_sessions(
     request: Request,
     org_id: Organization,
     project_id: str,
-    page: Annotated[int, Query(ge=1, le=_MAX_PAGE, description="Page to fetch; starts from 1.")] = 1,
-    size: Annotated[int, Query(ge=1, le=_MAX_SIZE)] = 10,
+    page: PageFromOne = 1,
+    size: PageSize = 10,
 ) -> Response:
     """Sessions holding at least one log of the project, newest first."""
     return JSONBytes(await _service(request).page(org_id, project_id, page=page, size=size))
