@@ -56,9 +56,12 @@ async def test_the_snapshot_is_the_dataset_as_of_creation(store: Store, catalog:
 
 async def test_logs_results_and_aggregates(store: Store, catalog: Catalog, org: str) -> None:
     run, datapoints, evaluator_id = await _run(store, catalog, org)
+    assert await catalog.evaluations.linked_count(run.id) == 0
     assert await catalog.evaluations.link_log(run.id, datapoints[0], "data_a")
     assert not await catalog.evaluations.link_log(run.id, datapoints[0], "data_b")  # one log per datapoint
+    assert await catalog.evaluations.linked_count(run.id) == 1
     assert await catalog.evaluations.link_log(run.id, datapoints[1], "data_b")
+    assert await catalog.evaluations.linked_count(run.id) == 2
     assert await catalog.evaluations.logs_of(run.id, datapoints) == {
         datapoints[0]: "data_a",
         datapoints[1]: "data_b",
@@ -124,3 +127,21 @@ async def test_what_an_evaluation_uses_stays_until_its_project_goes(
     assert again is None
     assert await catalog.evaluators.delete(org, evaluator_id)
     assert await catalog.datasets.delete(org, run.dataset_id)
+
+
+async def test_a_projects_runs_oldest_or_newest_first(store: Store, catalog: Catalog, org: str) -> None:
+    first, _, evaluator_id = await _run(store, catalog, org)
+    second = await catalog.evaluations.create(
+        org,
+        project_id=first.project_id,
+        config_id=first.config_id,
+        dataset_id=first.dataset_id,
+        evaluator_ids=[evaluator_id],
+        name="later",
+    )
+    assert second is not None
+    oldest, total = await catalog.evaluations.of_project(org, first.project_id, page=0, size=1)
+    newest, _ = await catalog.evaluations.of_project(org, first.project_id, page=0, size=1, newest_first=True)
+    assert (
+        total == 2 and [row.id for row in oldest] == [first.id] and [row.id for row in newest] == [second.id]
+    )

@@ -68,6 +68,10 @@ class Seeded:
     other_project_id: str  # another organization's
     other_log_id: str
     other_key: str
+    faq_project_id: str  # a project with a dataset and an evaluation run
+    dataset_id: str
+    evaluation_id: str
+    evaluation_log_id: str  # the log posted for the run's first datapoint
 
 
 def _post(client: httpx.Client, path: str, body: Any) -> Any:
@@ -155,6 +159,83 @@ def _session_logs(client: httpx.Client, project_id: str) -> tuple[str, str, str,
     return session_id, root, child, grandchild
 
 
+@dataclass
+class _Run:
+    project_id: str
+    dataset_id: str
+    evaluation_id: str
+    log_id: str
+
+
+def _evaluation_run(client: httpx.Client, copied_log_ids: list[str]) -> _Run:
+    """Project faq-bot: a dataset of two copied logs and one written datapoint, and a run the client
+    evaluated with two evaluators: two datapoints logged and scored, the third not yet."""
+    registered = _post(client, "/model-configs", {**V1, "project": "faq-bot"})
+    project_id, config_id = registered["project_id"], registered["config"]["id"]
+    dataset_id = _post(
+        client,
+        f"/projects/{project_id}/datasets",
+        {"name": "faq-golden", "description": "Questions every support agent must answer right"},
+    )["id"]
+    _post(client, f"/datasets/{dataset_id}/datapoints", {"log_ids": copied_log_ids})
+    written = {
+        "inputs": {"company": "Acme"},
+        "messages": [{"role": "user", "content": "Do you have a phone line?"}],
+        "target": {"output": "Yes: call +351 210 000 000 on weekdays."},
+    }
+    _post(client, f"/datasets/{dataset_id}/datapoints", written)
+    evaluators = [
+        _post(
+            client,
+            "/evaluators",
+            {
+                "name": name,
+                "description": description,
+                "arguments_type": "target_required",
+                "return_type": returns,
+                "type": kind,
+            },
+        )["id"]
+        for name, description, returns, kind in (
+            ("exact-match", "The output equals the target", "boolean", "external"),
+            ("helpfulness", "A reviewer's score from 1 to 5", "number", "human"),
+        )
+    ]
+    evaluation_id = _post(
+        client,
+        f"/projects/{project_id}/evaluations",
+        {
+            "config_id": config_id,
+            "dataset_id": dataset_id,
+            "evaluator_ids": evaluators,
+            "hl_generated": False,
+            "name": "nightly",
+        },
+    )["id"]
+    datapoints = client.get(f"/evaluations/{evaluation_id}/datapoints").json()["records"]
+    log_ids = []
+    for record, output, exact, helpful in zip(
+        datapoints[:2],
+        ("Open Settings, then Reset password.", "No refunds after 30 days."),
+        (True, False),
+        (5, 2),
+        strict=True,
+    ):
+        body = {
+            "datapoint_id": record["datapoint"]["id"],
+            "log": {"output": output, "inputs": {"company": "Acme"}},
+        }
+        log_id = _post(client, f"/evaluations/{evaluation_id}/log", body)["id"]
+        log_ids.append(log_id)
+        for evaluator_id, value in zip(evaluators, (exact, helpful), strict=True):
+            _post(
+                client,
+                f"/evaluations/{evaluation_id}/result",
+                {"log_id": log_id, "evaluator_id": evaluator_id, "result": value},
+            )
+    return _Run(project_id, dataset_id, evaluation_id, log_ids[0])
+
+
 def seed(server: Server) -> Seeded:
     with server.client() as client:
         questions = [
@@ -187,6 +268,7 @@ def seed(server: Server) -> Seeded:
         _post(client, "/feedback", {"type": "rating", "value": "good", "data_id": first["id"]})
         _post(client, "/feedback", {"type": "rating", "value": "bad", "data_id": second["id"]})
         session_id, root, child, grandchild = _session_logs(client, project_id)
+        run = _evaluation_run(client, [first["id"], tool_log["id"]])
         for text in ("Search: pricing page", "Search: API limits"):
             _post(
                 client,
@@ -222,6 +304,10 @@ def seed(server: Server) -> Seeded:
         other_project_id=other_project,
         other_log_id=other_log,
         other_key=other_key,
+        faq_project_id=run.project_id,
+        dataset_id=run.dataset_id,
+        evaluation_id=run.evaluation_id,
+        evaluation_log_id=run.log_id,
     )
 
 

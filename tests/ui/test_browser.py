@@ -132,6 +132,40 @@ def test_session_tree(page: Any, ui_server: Server, seeded: Seeded, shoot: Any) 
     expect(page).to_have_url(re.compile(f"/ui/logs/{seeded.root_log_id}"))
 
 
+def test_an_evaluation_run_and_its_dataset(page: Any, ui_server: Server, seeded: Seeded, shoot: Any) -> None:
+    sign_in(page, ui_server.api_key)
+    page.get_by_role("link", name="faq-bot").click()
+    page.get_by_role("navigation", name="Project").get_by_role("link", name="Evaluations").click()
+    expect(page).to_have_url(re.compile(f"/ui/projects/{seeded.faq_project_id}/evaluations$"))
+    run = page.get_by_role("row").filter(has_text="nightly")
+    expect(run).to_contain_text("running")
+    expect(run).to_contain_text("exact-match 0.5")
+
+    run.get_by_role("link", name="nightly").click()
+    expect(page).to_have_url(re.compile(f"/ui/evaluations/{seeded.evaluation_id}$"))
+    expect(page.get_by_text("2 of 3 datapoints have a log")).to_be_visible()
+    rows = page.locator("table.run tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_contain_text("true")
+    expect(rows.nth(1)).to_contain_text("false")
+    expect(rows.nth(2)).to_contain_text("no log yet")
+    shoot(page, "evaluation")
+
+    rows.nth(0).get_by_role("link", name="Open Settings, then Reset password.").click()
+    expect(page).to_have_url(re.compile(f"/ui/logs/{seeded.evaluation_log_id}$"))
+    page.go_back()
+
+    page.locator(".facts").get_by_role("link", name="faq-golden").click()
+    expect(page).to_have_url(re.compile(f"/ui/datasets/{seeded.dataset_id}$"))
+    points = page.locator("table.datapoints tbody tr")
+    expect(points).to_have_count(3)
+    system = points.nth(0).get_by_text("You are a concise support agent for Acme.")
+    expect(system).to_be_hidden()  # the conversation opens on demand
+    points.nth(0).locator("summary").click()
+    expect(system).to_be_visible()
+    shoot(page, "dataset")
+
+
 def test_feedback_from_the_log_page(page: Any, ui_server: Server, seeded: Seeded, shoot: Any) -> None:
     sign_in(page, ui_server.api_key)
     page.goto(f"/ui/logs/{seeded.grandchild_log_id}")

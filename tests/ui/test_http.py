@@ -34,6 +34,10 @@ def _pages(seeded: Seeded) -> list[str]:
         f"/ui/projects/{seeded.project_id}/configs",
         f"/ui/logs/{seeded.child_log_id}",
         f"/ui/sessions/{seeded.session_id}",
+        f"/ui/projects/{seeded.faq_project_id}/datasets",
+        f"/ui/datasets/{seeded.dataset_id}",
+        f"/ui/projects/{seeded.faq_project_id}/evaluations",
+        f"/ui/evaluations/{seeded.evaluation_id}",
     ]
 
 

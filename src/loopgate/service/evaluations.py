@@ -143,6 +143,13 @@ class EvaluationService:
     async def get(self, org_id: str, evaluation_id: str, *, aggregates: bool) -> dict[str, Any]:
         return await self._view(org_id, await self._evaluation(org_id, evaluation_id), aggregates=aggregates)
 
+    async def overview(self, org_id: str, evaluation_id: str) -> tuple[str, dict[str, Any], int]:
+        """What the log browser shows at the top of a run: its project's id (EvaluationResponse has no
+        such field), the run with its aggregates, and how many of its datapoints have a log."""
+        row = await self._evaluation(org_id, evaluation_id)
+        view = await self._view(org_id, row, aggregates=True)
+        return row.project_id, view, await self._evaluations.linked_count(row.id)
+
     async def list_for_project(
         self, org_id: str, project_id: str, *, aggregates: bool
     ) -> list[dict[str, Any]]:
@@ -160,12 +167,21 @@ class EvaluationService:
         end: datetime | None,
         page: int,
         size: int,
+        aggregates: bool = False,
+        newest_first: bool = False,
     ) -> dict[str, Any]:
         await self._project(org_id, project_id)
         rows, total = await self._evaluations.of_project(
-            org_id, project_id, evaluation_ids=evaluation_ids, start=start, end=end, page=page, size=size
+            org_id,
+            project_id,
+            evaluation_ids=evaluation_ids,
+            start=start,
+            end=end,
+            page=page,
+            size=size,
+            newest_first=newest_first,
         )
-        records = [await self._view(org_id, row) for row in rows]
+        records = [await self._view(org_id, row, aggregates=aggregates) for row in rows]
         return {"records": records, "page": page, "size": size, "total": total}
 
     async def update_status(

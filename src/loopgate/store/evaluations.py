@@ -174,9 +174,10 @@ class EvaluationStore:
         end: datetime | None = None,
         page: int | None = None,
         size: int | None = None,
+        newest_first: bool = False,
     ) -> tuple[list[EvaluationRow], int]:
-        """The project's evaluations, oldest first (a page of them given ``page`` and ``size``), and how
-        many match. ``end`` is exclusive."""
+        """The project's evaluations, oldest first unless ``newest_first`` (a page of them given ``page``
+        and ``size``), and how many match. ``end`` is exclusive."""
         conditions = [_V.c.org_id == org_id, _V.c.project_id == project_id]
         if evaluation_ids:
             conditions.append(_V.c.id.in_(list(evaluation_ids)))
@@ -184,7 +185,8 @@ class EvaluationStore:
             conditions.append(_V.c.created_at >= start)
         if end is not None:
             conditions.append(_V.c.created_at < end)
-        query = select(_V).where(*conditions).order_by(_V.c.created_at, _V.c.id)
+        order = (_V.c.created_at.desc(), _V.c.id.desc()) if newest_first else (_V.c.created_at, _V.c.id)
+        query = select(_V).where(*conditions).order_by(*order)
         if page is not None and size is not None:
             query = query.offset(page * size).limit(size)
         rows = await self._rows(query)
@@ -270,6 +272,12 @@ class EvaluationStore:
         )
         async with self._engine.connect() as connection:
             return {str(datapoint): str(log) for datapoint, log in (await connection.execute(query)).all()}
+
+    async def linked_count(self, evaluation_id: str) -> int:
+        """How many of the run's datapoints have a log posted (each has at most one)."""
+        query = select(func.count()).select_from(_VL).where(_VL.c.evaluation_id == evaluation_id)
+        async with self._engine.connect() as connection:
+            return int((await connection.execute(query)).scalar_one())
 
     async def has_log(self, evaluation_id: str, log_id: str) -> bool:
         query = select(_VL.c.log_id).where(_VL.c.evaluation_id == evaluation_id, _VL.c.log_id == log_id)

@@ -53,6 +53,24 @@ def feedback_text(value: Any) -> str:
     return str(value)
 
 
+def score(value: bool | float | None) -> str:
+    """An evaluator's result or mean: true/false, or a number with at most three decimals."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.3f}".rstrip("0").rstrip(".")
+
+
+def score_class(value: bool | float | None) -> str:
+    """A boolean result reads as good or bad at a glance; a number stays neutral."""
+    if isinstance(value, bool):
+        return "fb-good" if value else "fb-bad"
+    return "fb-other"
+
+
 @cache
 def _environment() -> "jinja2.Environment":
     # Built on the first page, not at import: importing jinja2 (its lexer compiles large regexes) is
@@ -67,7 +85,14 @@ def _environment() -> "jinja2.Environment":
         lstrip_blocks=True,
     )
     environment.filters.update(
-        when=when, excerpt=excerpt, seconds=seconds, cost=cost, json=shown_json, feedback_text=feedback_text
+        when=when,
+        excerpt=excerpt,
+        seconds=seconds,
+        cost=cost,
+        json=shown_json,
+        feedback_text=feedback_text,
+        score=score,
+        score_class=score_class,
     )
     return environment
 

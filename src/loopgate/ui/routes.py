@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from loopgate.ui import auth_pages, config_pages, log_pages, project_pages
+from loopgate.ui import auth_pages, config_pages, evaluation_pages, log_pages, project_pages
 
 router = APIRouter(include_in_schema=False)
-for pages in (auth_pages, project_pages, log_pages, config_pages):
+for pages in (auth_pages, project_pages, log_pages, config_pages, evaluation_pages):
     router.include_router(pages.router)

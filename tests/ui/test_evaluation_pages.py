@@ -1,0 +1,136 @@
+"""Datasets and evaluation runs in the log browser, over plain HTTP: what each page shows, paging, a
+dataset whose project was deleted, and another organization's ids reading as not found."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from tests.conftest import Server
+from tests.ui.conftest import Seeded
+
+
+@contextmanager
+def _signed_in(server: Server, key: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base, timeout=30.0, follow_redirects=False) as client:
+        response = client.post("/ui/sign-in", data={"api_key": key, "next": "/ui/projects"})
+        assert response.status_code == 303
+        yield client
+
+
+@pytest.fixture
+def browser(ui_server: Server, seeded: Seeded) -> Iterator[httpx.Client]:
+    with _signed_in(ui_server, ui_server.api_key) as client:
+        yield client
+
+
+def _text(html: str) -> str:
+    """The page's words without tags, so assertions read like what a person sees."""
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_the_project_tabs_lead_to_datasets_and_evaluations(browser: httpx.Client, seeded: Seeded) -> None:
+    page = browser.get(f"/ui/projects/{seeded.faq_project_id}/logs").text
+    assert f'href="/ui/projects/{seeded.faq_project_id}/datasets"' in page
+    assert f'href="/ui/projects/{seeded.faq_project_id}/evaluations"' in page
+
+
+def test_dataset_list_and_dataset_page(browser: httpx.Client, seeded: Seeded) -> None:
+    listing = browser.get(f"/ui/projects/{seeded.faq_project_id}/datasets")
+    assert listing.status_code == 200
+    text = _text(listing.text)
+    assert "faq-golden" in text and "Questions every support agent must answer right" in text
+    assert f'href="/ui/datasets/{seeded.dataset_id}"' in listing.text
+    assert re.search(r"faq-golden .*? 3 ", text)  # two copied logs and one written datapoint
+
+    page = browser.get(f"/ui/datasets/{seeded.dataset_id}")
+    assert page.status_code == 200
+    rows = page.text.split("<tbody>")[1].split("</tbody>")[0].count("<tr ")
+    assert rows == 3
+    text = _text(page.text)
+    # Copied from logs: the conversation sent (the template rendered) and the log's output as target.
+    assert "How do I reset my password?" in text and "a concise support agent for Acme" in text
+    assert "get_order_status" in text  # the copied tool-call log keeps its tool calls in the target
+    assert "Do you have a phone line?" in text and "+351 210 000 000" in text
+    assert "company Acme" in text
+
+
+def test_an_empty_project_says_how_to_make_datasets_and_runs(browser: httpx.Client, seeded: Seeded) -> None:
+    assert "No datasets in this project yet" in browser.get(f"/ui/projects/{seeded.project_id}/datasets").text
+    assert (
+        "No evaluations in this project yet"
+        in browser.get(f"/ui/projects/{seeded.project_id}/evaluations").text
+    )
+
+
+def test_evaluation_list_shows_status_dataset_and_means(browser: httpx.Client, seeded: Seeded) -> None:
+    page = browser.get(f"/ui/projects/{seeded.faq_project_id}/evaluations")
+    assert page.status_code == 200
+    text = _text(page.text)
+    assert "nightly" in text and "running" in text
+    assert "faq-golden 3 datapoints" in text
+    assert "exact-match 0.5" in text  # true and false
+    assert "helpfulness 3.5" in text  # 5 and 2
+    assert f'href="/ui/evaluations/{seeded.evaluation_id}"' in page.text
+
+
+def test_evaluation_page_shows_each_datapoint_its_log_and_results(
+    browser: httpx.Client, seeded: Seeded
+) -> None:
+    page = browser.get(f"/ui/evaluations/{seeded.evaluation_id}")
+    assert page.status_code == 200
+    text = _text(page.text)
+    assert "2 of 3 datapoints have a log" in text
+    assert "exact-match The output equals the target external boolean 0.5" in text
+    assert "helpfulness A reviewer&#39;s score from 1 to 5 human number 3.5" in text
+    body = page.text.split('<table class="grid run">')[1]
+    rows = body.split("<tbody>")[1].split("</tbody>")[0].split("<tr ")[1:]
+    assert len(rows) == 3
+    first, second, third = (_text(row) for row in rows)
+    assert "Open Settings, then Reset password." in first and "true" in first and " 5 " in first + " "
+    assert "No refunds after 30 days." in second and "false" in second and " 2 " in second + " "
+    assert "no log yet" in third and "Do you have a phone line?" in third
+    assert "get_order_status" in second  # a tool call's target is shown whole, not as an empty output
+    assert f'href="/ui/logs/{seeded.evaluation_log_id}"' in page.text
+    assert 'class="chip fb-good">true<' in page.text and 'class="chip fb-bad">false<' in page.text
+
+
+def test_pages_of_datapoints(browser: httpx.Client, ui_server: Server) -> None:
+    with ui_server.client() as api:
+        project = api.post("/projects", json={"name": "paged-datasets"}).json()["id"]
+        dataset = api.post(f"/projects/{project}/datasets", json={"name": "big", "description": ""}).json()
+        points = [{"inputs": {"n": str(n)}, "target": {"output": f"answer {n}"}} for n in range(55)]
+        assert api.post(f"/datasets/{dataset['id']}/datapoints", json=points).status_code == 201
+    first = browser.get(f"/ui/datasets/{dataset['id']}").text
+    assert "answer 0" in first and "answer 49" in first and "answer 50" not in first
+    assert 'rel="next"' in first
+    second = browser.get(f"/ui/datasets/{dataset['id']}?page=2").text
+    assert "answer 50" in second and "answer 54" in second and "answer 49" not in second
+    assert 'rel="next"' not in second
+
+
+def test_a_dataset_whose_project_was_deleted_still_opens(browser: httpx.Client, ui_server: Server) -> None:
+    with ui_server.client() as api:
+        project = api.post("/projects", json={"name": "short-lived"}).json()["id"]
+        dataset = api.post(f"/projects/{project}/datasets", json={"name": "kept", "description": ""}).json()
+        assert api.delete(f"/projects/{project}").status_code == 204
+    page = browser.get(f"/ui/datasets/{dataset['id']}")
+    assert page.status_code == 200
+    assert "its project was deleted" in page.text and "short-lived" not in page.text
+
+
+def test_another_organization_reads_as_not_found(ui_server: Server, seeded: Seeded) -> None:
+    with _signed_in(ui_server, seeded.other_key) as other:
+        for path in (
+            f"/ui/projects/{seeded.faq_project_id}/datasets",
+            f"/ui/projects/{seeded.faq_project_id}/evaluations",
+            f"/ui/datasets/{seeded.dataset_id}",
+            f"/ui/evaluations/{seeded.evaluation_id}",
+        ):
+            response = other.get(path)
+            assert response.status_code == 404, path
+            assert "faq-golden" not in response.text and "nightly" not in response.text
