@@ -413,3 +413,24 @@ def test_deleting_what_an_evaluation_uses(client: httpx.Client, setup: Setup) ->
     assert client.get(f"/evaluations/{evaluation_id}").status_code == 404
     assert client.delete(f"/evaluators/{setup.exact['id']}").status_code == 204
     assert client.delete(f"/datasets/{setup.dataset_id}").status_code == 200
+
+
+def test_racing_logs_for_one_datapoint_leave_exactly_one_log(
+    server: Server, client: httpx.Client, setup: Setup
+) -> None:
+    """Ten clients post a log for the same datapoint at once: one 201, nine 409s, and the project holds
+    only the winner's log (a loser's log written before it lost the link is deleted, not left behind)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    evaluation_id = setup.create(client)["id"]
+    body = {"datapoint_id": setup.datapoints[0], "log": {"output": "racing", "inputs": {"q": "1+1"}}}
+
+    def post(_: int) -> int:
+        with server.client() as racer:
+            return racer.post(f"/evaluations/{evaluation_id}/log", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = sorted(pool.map(post, range(10)))
+    assert statuses == [201] + [409] * 9
+    logs = ok(client.get("/logs", params={"project_id": setup.project_id, "size": 100}))["records"]
+    assert [log["output"] for log in logs].count("racing") == 1

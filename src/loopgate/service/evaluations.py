@@ -255,16 +255,16 @@ class EvaluationService:
         }
         if given.config is None and given.config_id is None:
             update["config_id"] = row.config_id
+        logs = LogService(self._store)
         try:
-            (created,) = await LogService(self._store).create(
-                org_id, [given.model_copy(update=update)], batch=False
-            )
+            (created,) = await logs.create(org_id, [given.model_copy(update=update)], batch=False)
         except RequestInvalid as exc:
             exc.loc = ["body", "log", *exc.loc[1:]]  # the log is the body's ``log``, not the body
             raise
         if not await self._evaluations.link_log(row.id, datapoint_id, created["id"]):
-            # Another request linked a log to this datapoint between the check above and now; this log
-            # stays in the project as an ordinary log.
+            # Another request linked a log to this datapoint between the check above and now. Its 409
+            # says nothing was recorded, so the log written for it goes too.
+            await logs.delete(org_id, [created["id"]])
             raise ConflictError(f"Datapoint '{datapoint_id}' already has a log in evaluation '{row.id}'")
         return created
 
