@@ -145,3 +145,35 @@ async def test_a_projects_runs_oldest_or_newest_first(store: Store, catalog: Cat
     assert (
         total == 2 and [row.id for row in oldest] == [first.id] and [row.id for row in newest] == [second.id]
     )
+
+
+async def test_a_page_of_runs_counts_snapshots_and_means_in_one_go(
+    store: Store, catalog: Catalog, org: str
+) -> None:
+    first, _, evaluator_id = await _run(store, catalog, org)
+    assert await catalog.datasets.add(org, first.dataset_id, [NewDatapoint(inputs={"q": "late"})])
+    second = await catalog.evaluations.create(
+        org,
+        project_id=first.project_id,
+        config_id=first.config_id,
+        dataset_id=first.dataset_id,
+        evaluator_ids=[evaluator_id],
+        name="after the addition",
+    )
+    assert second is not None and second.dataset_version > first.dataset_version
+    assert await catalog.evaluations.snapshot_counts([first, second]) == {first.id: 2, second.id: 3}
+
+    put = catalog.evaluations.put_result
+    for run, log_id, value in ((first, "data_1", 1), (first, "data_2", 2), (second, "data_3", 10)):
+        await put(
+            run.id,
+            log_id=log_id,
+            evaluator_id=evaluator_id,
+            evaluator_version_id="evv",
+            value=value,
+            error=None,
+        )
+    assert await catalog.evaluations.aggregates_of([first.id, second.id, "ev_none"]) == {
+        first.id: {evaluator_id: 1.5},
+        second.id: {evaluator_id: 10.0},
+    }

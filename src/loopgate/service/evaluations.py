@@ -89,21 +89,46 @@ class EvaluationService:
         return found
 
     async def _view(self, org_id: str, row: EvaluationRow, *, aggregates: bool = False) -> dict[str, Any]:
-        # The config, dataset and evaluators cannot be gone: deleting one in use is refused (409), and
-        # deleting the project deletes its evaluations with its configs.
-        config = await self._catalog.configs.get(org_id, row.config_id)
-        dataset = await self._catalog.datasets.get(org_id, row.dataset_id)
-        evaluators = [await self._evaluator(org_id, evaluator_id) for evaluator_id in row.evaluator_ids]
-        if config is None or dataset is None:
-            raise NotFoundError(f"Evaluation '{row.id}' not found")
-        return evaluation_response(
-            row,
-            config=config,
-            evaluators=evaluators,
-            dataset=dataset,
-            snapshot_count=await self._evaluations.snapshot_count(row),
-            aggregates=await self._evaluations.aggregates(row.id) if aggregates else None,
-        )
+        (view,) = await self._views(org_id, [row], aggregates=aggregates)
+        return view
+
+    async def _views(
+        self, org_id: str, rows: list[EvaluationRow], *, aggregates: bool = False
+    ) -> list[dict[str, Any]]:
+        """EvaluationResponse of each run. A page of runs mostly shares its config, dataset and evaluators:
+        each is read once, and the snapshot sizes and means come in one query each for the whole page."""
+        configs = {
+            config_id: await self._catalog.configs.get(org_id, config_id)
+            for config_id in {r.config_id for r in rows}
+        }
+        datasets = {
+            dataset_id: await self._catalog.datasets.get(org_id, dataset_id)
+            for dataset_id in {row.dataset_id for row in rows}
+        }
+        evaluators = {
+            evaluator_id: await self._evaluator(org_id, evaluator_id)
+            for evaluator_id in {evaluator_id for row in rows for evaluator_id in row.evaluator_ids}
+        }
+        counts = await self._evaluations.snapshot_counts(rows)
+        means = await self._evaluations.aggregates_of([row.id for row in rows]) if aggregates else {}
+        views = []
+        for row in rows:
+            # The config, dataset and evaluators cannot be gone: deleting one in use is refused (409), and
+            # deleting the project deletes its evaluations with its configs.
+            config, dataset = configs[row.config_id], datasets[row.dataset_id]
+            if config is None or dataset is None:
+                raise NotFoundError(f"Evaluation '{row.id}' not found")
+            views.append(
+                evaluation_response(
+                    row,
+                    config=config,
+                    evaluators=[evaluators[evaluator_id] for evaluator_id in row.evaluator_ids],
+                    dataset=dataset,
+                    snapshot_count=counts[row.id],
+                    aggregates=means.get(row.id, {}) if aggregates else None,
+                )
+            )
+        return views
 
     # -- evaluations ------------------------------------------------------------------------------------
 
@@ -155,7 +180,7 @@ class EvaluationService:
     ) -> list[dict[str, Any]]:
         await self._project(org_id, project_id)
         rows, _total = await self._evaluations.of_project(org_id, project_id)
-        return [await self._view(org_id, row, aggregates=aggregates) for row in rows]
+        return await self._views(org_id, rows, aggregates=aggregates)
 
     async def page(
         self,
@@ -181,7 +206,7 @@ class EvaluationService:
             size=size,
             newest_first=newest_first,
         )
-        records = [await self._view(org_id, row, aggregates=aggregates) for row in rows]
+        records = await self._views(org_id, rows, aggregates=aggregates)
         return {"records": records, "page": page, "size": size, "total": total}
 
     async def update_status(

@@ -231,9 +231,30 @@ class EvaluationStore:
         return and_(_P.c.dataset_id == row.dataset_id, _P.c.version <= row.dataset_version)
 
     async def snapshot_count(self, row: EvaluationRow) -> int:
-        query = select(func.count()).select_from(_P).where(self._snapshot(row))
-        async with self._engine.connect() as connection:
-            return int((await connection.execute(query)).scalar_one())
+        return (await self.snapshot_counts([row]))[row.id]
+
+    async def snapshot_counts(self, rows: Sequence[EvaluationRow]) -> dict[str, int]:
+        """evaluation id -> the datapoints in its snapshot, for a page of runs in one query: each dataset's
+        datapoints counted per version, summed up to the version each run pinned."""
+        dataset_ids = sorted({row.dataset_id for row in rows})
+        per_version: dict[str, list[tuple[int, int]]] = {}
+        if dataset_ids:
+            query = (
+                select(_P.c.dataset_id, _P.c.version, func.count())
+                .where(_P.c.dataset_id.in_(dataset_ids))
+                .group_by(_P.c.dataset_id, _P.c.version)
+            )
+            async with self._engine.connect() as connection:
+                for dataset_id, version, count in (await connection.execute(query)).all():
+                    per_version.setdefault(str(dataset_id), []).append((int(version), int(count)))
+        return {
+            row.id: sum(
+                count
+                for version, count in per_version.get(row.dataset_id, ())
+                if version <= row.dataset_version
+            )
+            for row in rows
+        }
 
     async def snapshot_page(self, row: EvaluationRow, *, offset: int, size: int) -> list[DatapointRow]:
         query = (
@@ -353,12 +374,20 @@ class EvaluationStore:
             return [ResultRow.from_mapping(row) for row in (await connection.execute(query)).mappings()]
 
     async def aggregates(self, evaluation_id: str) -> dict[str, float]:
-        """evaluator id -> the mean of its numeric results in this evaluation (true 1, false 0); errors and
-        evaluators without a result are left out."""
+        return (await self.aggregates_of([evaluation_id])).get(evaluation_id, {})
+
+    async def aggregates_of(self, evaluation_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """evaluation id -> evaluator id -> the mean of its numeric results in that evaluation (true 1,
+        false 0); errors and evaluators without a result are left out."""
+        if not evaluation_ids:
+            return {}
         query = (
-            select(_VR.c.evaluator_id, func.avg(_VR.c.score))
-            .where(_VR.c.evaluation_id == evaluation_id, _VR.c.score.is_not(None))
-            .group_by(_VR.c.evaluator_id)
+            select(_VR.c.evaluation_id, _VR.c.evaluator_id, func.avg(_VR.c.score))
+            .where(_VR.c.evaluation_id.in_(list(evaluation_ids)), _VR.c.score.is_not(None))
+            .group_by(_VR.c.evaluation_id, _VR.c.evaluator_id)
         )
+        means: dict[str, dict[str, float]] = {}
         async with self._engine.connect() as connection:
-            return {str(key): float(mean) for key, mean in (await connection.execute(query)).all()}
+            for evaluation_id, evaluator_id, mean in (await connection.execute(query)).all():
+                means.setdefault(str(evaluation_id), {})[str(evaluator_id)] = float(mean)
+        return means
