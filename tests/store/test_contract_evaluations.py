@@ -129,17 +129,23 @@ async def test_what_an_evaluation_uses_stays_until_its_project_goes(
     assert await catalog.datasets.delete(org, run.dataset_id)
 
 
-async def test_a_projects_runs_oldest_or_newest_first(store: Store, catalog: Catalog, org: str) -> None:
-    first, _, evaluator_id = await _run(store, catalog, org)
-    second = await catalog.evaluations.create(
-        org,
-        project_id=first.project_id,
-        config_id=first.config_id,
-        dataset_id=first.dataset_id,
-        evaluator_ids=[evaluator_id],
-        name="later",
+async def _another_run(catalog: Catalog, like: EvaluationRow, name: str) -> EvaluationRow:
+    """A second run of ``like``'s config, dataset (as it is now) and evaluators."""
+    created = await catalog.evaluations.create(
+        like.org_id,
+        project_id=like.project_id,
+        config_id=like.config_id,
+        dataset_id=like.dataset_id,
+        evaluator_ids=list(like.evaluator_ids),
+        name=name,
     )
-    assert second is not None
+    assert created is not None
+    return created
+
+
+async def test_a_projects_runs_oldest_or_newest_first(store: Store, catalog: Catalog, org: str) -> None:
+    first, _, _ = await _run(store, catalog, org)
+    second = await _another_run(catalog, first, "later")
     oldest, total = await catalog.evaluations.of_project(org, first.project_id, page=0, size=1)
     newest, _ = await catalog.evaluations.of_project(org, first.project_id, page=0, size=1, newest_first=True)
     assert (
@@ -152,15 +158,8 @@ async def test_a_page_of_runs_counts_snapshots_and_means_in_one_go(
 ) -> None:
     first, _, evaluator_id = await _run(store, catalog, org)
     assert await catalog.datasets.add(org, first.dataset_id, [NewDatapoint(inputs={"q": "late"})])
-    second = await catalog.evaluations.create(
-        org,
-        project_id=first.project_id,
-        config_id=first.config_id,
-        dataset_id=first.dataset_id,
-        evaluator_ids=[evaluator_id],
-        name="after the addition",
-    )
-    assert second is not None and second.dataset_version > first.dataset_version
+    second = await _another_run(catalog, first, "after the addition")
+    assert second.dataset_version > first.dataset_version
     assert await catalog.evaluations.snapshot_counts([first, second]) == {first.id: 2, second.id: 3}
 
     put = catalog.evaluations.put_result
