@@ -1,5 +1,5 @@
-"""``loopgate serve | keys create | migrate | prune``. With config.py, the only place that reads the
-environment.
+"""``loopgate serve | keys create | keys list | keys revoke | migrate | prune``. With config.py, the
+only place that reads the environment.
 
 The modules behind the commands (pydantic, SQLAlchemy, the store; for ``serve`` uvicorn and the app too)
 are imported inside the functions, with the garbage collector paused (``_start_up_imports``).
@@ -11,14 +11,17 @@ import contextlib
 import gc
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from loopgate.config import Settings
+    from loopgate.store.keys import ApiKeyStore
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -102,6 +105,45 @@ def _keys(settings: "Settings", args: argparse.Namespace) -> int:
     print(f"Created API key{' ' + repr(args.name) if args.name else ''} for organization {args.org!r}.")
     print("It is shown only this once; loopgate stores only its hash. Send it as the X-API-KEY header.")
     print(key)
+    return 0
+
+
+def _key_store_call(settings: "Settings", call: Callable[["ApiKeyStore"], Awaitable[T]]) -> T:
+    from loopgate.store.db import create_engine, migrate
+    from loopgate.store.keys import ApiKeyStore
+
+    migrate(settings.database_url)
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        try:
+            return await call(ApiKeyStore(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _list_keys(settings: "Settings", args: argparse.Namespace) -> int:
+    keys = _key_store_call(settings, lambda store: store.listing(args.org))
+    if not keys:
+        print("No API keys" + (f" in organization {args.org!r}." if args.org else "."))
+        return 0
+    rows = [("ID", "ORGANIZATION", "NAME", "CREATED (UTC)")] + [
+        (key.id, key.organization, key.name or "", key.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+        for key in keys
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)] + [0]
+    for row in rows:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _revoke_key(settings: "Settings", args: argparse.Namespace) -> int:
+    if not _key_store_call(settings, lambda store: store.revoke(args.key_id)):
+        print(f"loopgate: no API key with id {args.key_id!r} (see `loopgate keys list`)", file=sys.stderr)
+        return 1
+    print(f"Revoked API key {args.key_id}. Running servers refuse it within LOOPGATE_AUTH_CACHE_SECONDS.")
     return 0
 
 
@@ -199,6 +241,14 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", help="a label for the key")
     create.add_argument("--org", default=DEFAULT_ORGANIZATION, help="organization (created if new)")
     create.set_defaults(handler=_keys)
+    listing = key_commands.add_parser(
+        "list", help="list API keys: id, organization, name, created (never the key)"
+    )
+    listing.add_argument("--org", help="only this organization's keys")
+    listing.set_defaults(handler=_list_keys)
+    revoke = key_commands.add_parser("revoke", help="delete an API key by its id (from `keys list`)")
+    revoke.add_argument("key_id", help="the key's id, key_...")
+    revoke.set_defaults(handler=_revoke_key)
 
     migrate_command = commands.add_parser("migrate", help="apply database migrations")
     migrate_command.set_defaults(handler=_migrate)
