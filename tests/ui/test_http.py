@@ -162,3 +162,15 @@ def test_provider_secrets_never_reach_the_page(signed_in: httpx.Client, seeded: 
     assert SECRET not in page
     assert page.count("[redacted]") == 3  # Authorization, x-api-key, body.api_key
     assert "max_tokens" in page  # counters are not secrets
+
+
+def test_revoking_a_key_ends_its_browser_sessions(ui_server: Server, seeded: Seeded) -> None:
+    org = "revocation-org"
+    key = ui_server.create_key(org=org, name="to-revoke")
+    with httpx.Client(base_url=ui_server.base, timeout=30.0, follow_redirects=False) as browser:
+        assert browser.post("/ui/sign-in", data={"api_key": key, "next": "/ui/projects"}).status_code == 303
+        assert browser.get("/ui/projects").status_code == 200
+        key_id = ui_server.cli("keys", "list", "--org", org).splitlines()[1].split()[0]
+        ui_server.cli("keys", "revoke", key_id)
+        after = browser.get("/ui/projects")
+        assert after.status_code == 303 and after.headers["location"].startswith("/ui/sign-in")
