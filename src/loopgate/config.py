@@ -39,6 +39,7 @@
 | LOOPGATE_WRITER_MAX_BATCH | 512 | most logs committed in one group commit |
 | LOOPGATE_SQLITE_SYNCHRONOUS | FULL | SQLite ``synchronous`` pragma (FULL survives power loss) |
 | LOOPGATE_AUTH_CACHE_SECONDS | 30 | how long a verified API key is remembered in-process |
+| LOOPGATE_MAX_REQUEST_BYTES | 33554432 | largest request body (32 MiB); a larger one is refused with 413 |
 | LOOPGATE_LOG_LEVEL | info | server log level |
 | LOOPGATE_ENVIRONMENTS | (none) | extra environments per organization, e.g. ``staging,development`` |
 """
@@ -129,6 +130,8 @@ class Settings(BaseModel):
     writer_max_batch: int = 512
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     auth_cache_seconds: float = 30.0
+    # Bodies are buffered before they are parsed: without a bound, one request could take all memory.
+    max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
 
     # Comma-separated names; v4 has no endpoint that creates environments, so the server declares them.
     environments: str = ""

@@ -5,13 +5,14 @@
     ├── NotFoundError           404    a referenced id or name does not exist in the organization
     ├── ConflictError           409    a name that must be unique is taken (e.g. a project name)
     ├── RequestInvalid          422    input that passed the schema but not the semantics
+    ├── RequestTooLarge         413    a request body over LOOPGATE_MAX_REQUEST_BYTES
     └── ProviderError           4xx/5xx  a model provider could not produce a generation
         ├── ProviderKeyMissing  400    no key for the provider in the request or the server configuration
         ├── UpstreamStatusError        the upstream answered with an error status (status kept)
         ├── UpstreamConnectionError 502  the upstream could not be reached
         └── UpstreamTimeout     504    the upstream did not answer in time
 
-HTTP bodies follow the v4 API: ``{"detail": "..."}`` for 401/404/409, FastAPI's
+HTTP bodies follow the v4 API: ``{"detail": "..."}`` for 401/404/409/413, FastAPI's
 ``{"detail": [{"loc", "msg", "type"}]}`` for 422, and ``{"detail": {"type", "message", "code", "origin"}}``
 for provider failures.
 """
@@ -69,6 +70,16 @@ class RequestInvalid(LoopgateError):
 
     def body(self) -> dict[str, Any]:
         return {"detail": [{"loc": self.loc, "msg": self.message, "type": self.error_type}]}
+
+
+class RequestTooLarge(LoopgateError):
+    status_code = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The request body is larger than {limit:,} bytes, the most this server accepts "
+            "(LOOPGATE_MAX_REQUEST_BYTES)"
+        )
 
 
 class ProviderError(LoopgateError):

@@ -20,8 +20,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from loopgate import runtime
 from loopgate.api import fastlane
-from loopgate.api.responses import internal_error_response
+from loopgate.api.responses import error_response, internal_error_response
 from loopgate.config import Settings
+from loopgate.errors import RequestTooLarge
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.registry import ProviderRegistry
 from loopgate.service.generation import GenerationService
@@ -134,6 +135,11 @@ class LoopgateApp:
             if scope["type"] == "http":
                 await internal_error_response()(scope, receive, send)
             return
+        if scope["type"] == "http" and _declared_length(scope) > self.settings.max_request_bytes:
+            # Refused before FastAPI sees it: its body limit (max_body_size, which also bounds chunked
+            # bodies) answers a declared length in plain text, and v4 clients parse errors as JSON.
+            await error_response(RequestTooLarge(self.settings.max_request_bytes))(scope, receive, send)
+            return
         await app(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -142,7 +148,9 @@ class LoopgateApp:
         started = False
         try:
             async with open_services(self.settings) as services:
-                self._chat = fastlane.ChatFastLane(services.store, services.generation)
+                self._chat = fastlane.ChatFastLane(
+                    services.store, services.generation, max_body=self.settings.max_request_bytes
+                )
                 runtime.tune()  # after everything the fast lane needs is imported and built
                 self._services = services
                 timer = asyncio.get_running_loop().call_later(_BUILD_DELAY, self._start_build)
@@ -155,6 +163,13 @@ class LoopgateApp:
             await send({"type": failed, "message": traceback.format_exc()})
             raise
         await send({"type": "lifespan.shutdown.complete"})
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0  # uvicorn refuses a malformed one itself
+    return 0
 
 
 def _build_full_app(services: Services) -> ASGIApp:

@@ -4,7 +4,9 @@ request the fast lane does not answer. Its routes reach the shared services thro
 """
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from loopgate import __version__
@@ -23,7 +25,7 @@ from loopgate.api.routes import (
     projects,
     sessions,
 )
-from loopgate.errors import LoopgateError
+from loopgate.errors import LoopgateError, RequestTooLarge
 from loopgate.service.datasets import DatasetService
 from loopgate.service.evaluations import EvaluationService
 from loopgate.service.evaluators import EvaluatorService
@@ -33,7 +35,10 @@ from loopgate.ui.routes import router as ui_router
 
 
 def build_fastapi_app(services: Services) -> FastAPI:
-    app = FastAPI(title="loopgate", version=__version__, default_response_class=JSONBytes)
+    limit = services.settings.max_request_bytes
+    app = FastAPI(
+        title="loopgate", version=__version__, default_response_class=JSONBytes, max_body_size=limit
+    )
     app.state.settings = services.settings
     app.state.store = services.store
     app.state.generation = services.generation
@@ -42,7 +47,7 @@ def build_fastapi_app(services: Services) -> FastAPI:
     app.state.datasets = DatasetService(services.catalog)
     app.state.evaluators = EvaluatorService(services.catalog)
     app.state.evaluations = EvaluationService(services.catalog, services.store)
-    install_error_handlers(app)
+    install_error_handlers(app, max_request_bytes=limit)
     v4 = APIRouter(prefix="/v4", dependencies=[Depends(organization)])
     groups = (
         chat,
@@ -68,14 +73,23 @@ def build_fastapi_app(services: Services) -> FastAPI:
     return app
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, *, max_request_bytes: int) -> None:
     async def loopgate_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LoopgateError)
         return error_response(exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        # FastAPI's body limit (max_body_size) says only "Content Too Large"; the fast lane's 413 names
+        # the limit and the variable that sets it, and this one says the same.
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 413:
+            return error_response(RequestTooLarge(max_request_bytes))
+        return await http_exception_handler(request, exc)
 
     async def validation_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         return validation_response(exc.errors())
 
     app.add_exception_handler(LoopgateError, loopgate_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from loopgate.api.keys import authenticate
 from loopgate.api.responses import JSONBytes, error_response, internal_error_response, validation_response
 from loopgate.api.sse import SSEResponse
-from loopgate.errors import LoopgateError
+from loopgate.errors import LoopgateError, RequestTooLarge
 from loopgate.schemas.chat import ChatRequest
 from loopgate.service.generation import GenerationService
 from loopgate.store.repository import Store
@@ -37,14 +37,18 @@ async def respond(service: GenerationService, org_id: str, body: ChatRequest) ->
 class ChatFastLane:
     """An ASGI app for ``POST /v4/chat`` requests only (the caller routes them here)."""
 
-    def __init__(self, store: Store, generation: GenerationService) -> None:
+    def __init__(self, store: Store, generation: GenerationService, *, max_body: int) -> None:
         self._store = store
         self._generation = generation
+        self._max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await _read_body(receive)
+        body = await _read_body(receive, self._max_body)
         if body is None:
             return  # the client left before sending its request
+        if body is _TOO_LARGE:
+            await error_response(RequestTooLarge(self._max_body))(scope, receive, send)
+            return
         key = next(
             (value.decode("latin-1") for name, value in scope["headers"] if name == b"x-api-key"), None
         )
@@ -69,12 +73,23 @@ class ChatFastLane:
         await response(scope, receive, send)
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+_TOO_LARGE = b"\x00too large"  # a marker, compared by identity; never a body
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The body, ``None`` if the client left, or ``_TOO_LARGE`` once more than ``limit`` bytes came: it is
+    buffered whole before it is parsed, so without the bound one request could take all memory. (The
+    FastAPI routes have the same bound through FastAPI's ``max_body_size``.)"""
     chunks = []
+    received = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > limit:
+            return _TOO_LARGE
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
