@@ -4,23 +4,32 @@ sample a log, commit, answer.
 A response (and, for streams, each sample's final event) is released only after the group commit holding
 its logs: a client that saw a ``data_…`` id can always find that log. A provider failure is logged too
 (status ``error``) before the error is returned.
+
+``run`` and ``open_stream`` take an already prepared request and the shape of the answer, so the
+OpenAI-compatible door (``service/openai_compat.py``) goes through this same path -- same log rows, same
+commit-before-answer -- and differs only in what it sends back.
 """
 
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from loopgate import ids, tokens
 from loopgate.errors import ProviderError
-from loopgate.providers.base import ProviderResult
+from loopgate.providers.base import ProviderResult, Usage
 from loopgate.providers.registry import ProviderRegistry
 from loopgate.providers.retry import RetryCount, counted, counting
 from loopgate.schemas.chat import ChatRequest
 from loopgate.service import records, shapes
 from loopgate.service.prepare import GenerationBody, Prepared, Preparer
-from loopgate.service.streaming import GenerationStream
+from loopgate.service.streaming import GenerationStream, StreamShapeFactory, V4Events
 from loopgate.store.catalog import Catalog
 from loopgate.store.repository import now
+
+T = TypeVar("T")
+# What a plain answer is built from: the request, its samples, their usage, the provider's request and
+# responses (``shapes.response`` for v4).
+Shape = Callable[[Prepared, list[records.Sample], Usage, Any, list[Any]], T]
 
 
 class GenerationService:
@@ -28,15 +37,22 @@ class GenerationService:
         self._store = catalog.store
         self._prepare = Preparer(catalog, providers)
 
+    async def prepare(self, org_id: str, request: GenerationBody) -> Prepared:
+        return await self._prepare.prepare(org_id, request)
+
     async def chat(self, org_id: str, request: ChatRequest) -> dict[str, Any]:
-        return await self.generate(org_id, request)
+        # ``run`` directly rather than through ``generate``: the hot route keeps its depth of calls.
+        return await self.run(await self._prepare.prepare(org_id, request), shapes.response)
 
     async def chat_stream(self, org_id: str, request: ChatRequest) -> AsyncIterator[bytes]:
         return await self.generate_stream(org_id, request)
 
     async def generate(self, org_id: str, request: GenerationBody) -> dict[str, Any]:
         """Any of the six generation endpoints, answered in one piece."""
-        prepared = await self._prepare.prepare(org_id, request)
+        return await self.run(await self._prepare.prepare(org_id, request), shapes.response)
+
+    async def run(self, prepared: Prepared, shape: Shape[T]) -> T:
+        """Call the provider, log every sample, and return ``shape``'s answer once the logs are committed."""
         created_at = now()
         started = time.perf_counter()
         try:
@@ -68,14 +84,19 @@ class GenerationService:
         # its fsync resumed on caches gone cold (~0.1 ms at c=1, docs/benchmarks.md). The writer starts
         # once this task yields; the answer still goes out only after the commit.
         usage = records.total_usage(result.usage, samples)
-        answer = shapes.response(prepared, samples, usage, result.request, result.responses)
+        answer = shape(prepared, samples, usage, result.request, result.responses)
         await committed
         return answer
 
     async def generate_stream(self, org_id: str, request: GenerationBody) -> AsyncIterator[bytes]:
         """Opens the upstream stream before returning, so a provider that refuses the call is answered
         with its HTTP status rather than a 200 followed by an error event."""
-        prepared = await self._prepare.prepare(org_id, request)
+        stream = await self.open_stream(await self._prepare.prepare(org_id, request), V4Events)
+        return stream.events()
+
+    async def open_stream(self, prepared: Prepared, shape: StreamShapeFactory) -> GenerationStream:
+        """The stream of a prepared request, its first upstream event already received (see above); its
+        ``log_ids`` are known before any event is sent."""
         created_at = now()
         started = time.perf_counter()
         retries = RetryCount()
@@ -85,8 +106,9 @@ class GenerationService:
         except ProviderError as exc:
             await self.log_failure(prepared, exc, created_at, time.perf_counter() - started, retries)
             raise
-        stream = GenerationStream(prepared, self._store.writer, first, events, created_at, started, retries)
-        return stream.events()
+        return GenerationStream(
+            prepared, self._store.writer, first, events, created_at, started, retries, shape
+        )
 
     async def log_failure(
         self,

@@ -1,23 +1,26 @@
-"""A streamed chat or completion: provider deltas out as v4 SSE events, the samples logged when the
-stream ends.
+"""A streamed generation: provider deltas out as SSE events, the samples logged when the stream ends.
 
-Each event is one line ``data: {json}`` whose ``data`` holds exactly one sample (id, index, output delta),
+``GenerationStream`` owns what every stream must do the same way: accumulate each sample, log the samples
+when the stream ends, send the final events only after the logs are committed, and log whatever was
+generated when the client goes away or the provider fails mid-stream (marked ``partial`` or ``error``).
+What the events look like is a ``StreamShape``: ``V4Events`` here (v4's format), or the OpenAI-compatible
+door's chunks (``service/openai_shapes.py``), so both doors share one logging path.
+
+v4 events are one line ``data: {json}`` whose ``data`` holds exactly one sample (id, index, output delta),
 as the SDK's parser requires. Samples interleave when ``num_samples > 1``. The final event of each sample
-(``finish_reason`` set, full ``output_message``) is sent only after the logs are committed. If the client
-goes away or the provider fails mid-stream, whatever was generated is still logged, marked ``partial`` or
-``error``.
+(``finish_reason`` set, full ``output_message``) is sent only after the logs are committed.
 """
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from loopgate import ids, tokens
 from loopgate.errors import ProviderError
-from loopgate.providers.base import StreamDelta, StreamEnd, StreamEvent
+from loopgate.providers.base import StreamDelta, StreamEnd, StreamEvent, Usage
 from loopgate.providers.retry import RetryCount
 from loopgate.service import records, shapes
 from loopgate.service.prepare import Prepared
@@ -53,81 +56,54 @@ class _SampleState:
         return [self.tool_calls[p] for p in sorted(self.tool_calls)] or None
 
 
-class GenerationStream:
-    def __init__(
-        self,
-        prepared: Prepared,
-        writer: LogWriter,
-        first: StreamEvent,
-        events: AsyncGenerator[StreamEvent, None],
-        created_at: datetime,
-        started: float,
-        retries: RetryCount | None = None,
-    ) -> None:
+class StreamShape(Protocol):
+    """The bytes a stream sends: one ``delta`` per provider delta (None: nothing to send for it), the
+    ``finals`` sent once the logs are committed, and the event that reports a mid-stream failure."""
+
+    def delta(self, event: StreamDelta) -> bytes | None: ...
+
+    def finals(self, samples: list[records.Sample], usage: Usage) -> list[bytes]: ...
+
+    def failure(self, error: ProviderError) -> bytes: ...
+
+
+# Made once per stream, with the stream's log ids (known before the first event is sent).
+StreamShapeFactory = Callable[[Prepared, list[str]], StreamShape]
+
+
+class V4Events:
+    """v4's server-sent events: text deltas only (tool calls arrive whole in the final event)."""
+
+    def __init__(self, prepared: Prepared, log_ids: list[str]) -> None:
         self._prepared = prepared
-        self._writer = writer
-        self._first = first
-        self._events = events
-        self._created_at = created_at
-        self._started = started
-        self._retries = retries  # the upstream retries of this stream, counted as it runs
-        n = prepared.request.num_samples
-        self._ids = [ids.new_id(ids.LOG) for _ in range(n)]
-        self._states = [_SampleState() for _ in range(n)]
-        self._end: StreamEnd | None = None
+        self._ids = log_ids
         self._templates: dict[int, list[bytes]] = {}
         self._head: dict[str, Any] = {
             "project_id": prepared.project_id,
             "session_id": prepared.session_id,
-            "num_samples": n,
+            "num_samples": prepared.request.num_samples,
             "provider_responses": [],
         }
 
-    async def events(self) -> AsyncIterator[bytes]:
-        logged = False
-        try:
-            event: StreamEvent | None = self._first
-            while event is not None:
-                if isinstance(event, StreamEnd):
-                    self._end = event
-                elif 0 <= event.index < len(self._states):
-                    self._states[event.index].add(event)
-                    if event.text:
-                        yield self._event(event.index, event.text)
-                event = await anext(self._events, None)
-            samples = self._samples()
-            rows, blobs = self._rows(samples, status="complete", error=None)
-            logged = True  # handed to the writer: it commits even if this request is cancelled now
-            committed = self._writer.write_logs_nowait(rows, blobs)
-            usage = records.total_usage(self._end.usage if self._end else None, samples)
-            finals = [self._final_event(sample, usage) for sample in samples]  # before the wait: see generate
-            await committed
-            for final in finals:
-                yield final
-        except ProviderError as exc:
-            # The provider failed mid-stream: log what was generated, then tell the client.
-            rows, blobs = self._rows(self._samples(), status="error", error=f"{exc.origin}: {exc.message}")
-            logged = True
-            await self._writer.write_logs(rows, blobs)
-            yield b"data: " + orjson.dumps(exc.body()) + b"\n\n"
-        finally:
-            if not logged:
-                message = "stream ended early: client disconnected"
-                rows, blobs = self._rows(self._samples(), status="partial", error=message)
-                self._writer.write_logs_nowait(rows, blobs)
-            await self._events.aclose()
-
-    def _event(self, index: int, text: str) -> bytes:
+    def delta(self, event: StreamDelta) -> bytes | None:
+        if not event.text:
+            return None
         # Only the text changes from one delta event of a sample to the next: the event is rendered once
         # around a placeholder, and each delta is the encoded text spliced into the hole(s) it left.
-        pieces = self._templates.get(index)
+        pieces = self._templates.get(event.index)
         if pieces is None:
-            item = shapes.delta_item(self._prepared, self._ids[index], index, _HOLE)
+            item = shapes.delta_item(self._prepared, self._ids[event.index], event.index, _HOLE)
             rendered = b"data: " + orjson.dumps({**self._head, "data": [item]}) + b"\n\n"
-            pieces = self._templates[index] = rendered.split(_ENCODED_HOLE)
-        return orjson.dumps(text).join(pieces)
+            pieces = self._templates[event.index] = rendered.split(_ENCODED_HOLE)
+        return orjson.dumps(event.text).join(pieces)
 
-    def _final_event(self, sample: records.Sample, usage: Any) -> bytes:
+    def finals(self, samples: list[records.Sample], usage: Usage) -> list[bytes]:
+        return [self._final_event(sample, usage) for sample in samples]
+
+    def failure(self, error: ProviderError) -> bytes:
+        return b"data: " + orjson.dumps(error.body()) + b"\n\n"
+
+    def _final_event(self, sample: records.Sample, usage: Usage) -> bytes:
         item = shapes.data_item(self._prepared, sample)
         item["output"] = item["raw_output"] = ""  # the text went out as deltas already
         item.pop("messages", None)
@@ -142,6 +118,68 @@ class GenerationStream:
             body.update(logprobs=self._prepared.logprobs, suffix=self._prepared.suffix)
         return b"data: " + orjson.dumps(body) + b"\n\n"
 
+
+class GenerationStream:
+    def __init__(
+        self,
+        prepared: Prepared,
+        writer: LogWriter,
+        first: StreamEvent,
+        events: AsyncGenerator[StreamEvent, None],
+        created_at: datetime,
+        started: float,
+        retries: RetryCount | None = None,
+        shape: StreamShapeFactory = V4Events,
+    ) -> None:
+        self._prepared = prepared
+        self._writer = writer
+        self._first = first
+        self._events = events
+        self._created_at = created_at
+        self._started = started
+        self._retries = retries  # the upstream retries of this stream, counted as it runs
+        n = prepared.request.num_samples
+        self.log_ids = [ids.new_id(ids.LOG) for _ in range(n)]
+        self._states = [_SampleState() for _ in range(n)]
+        self._end: StreamEnd | None = None
+        self._shape = shape(prepared, self.log_ids)
+
+    async def events(self) -> AsyncIterator[bytes]:
+        logged = False
+        shape = self._shape
+        try:
+            event: StreamEvent | None = self._first
+            while event is not None:
+                if isinstance(event, StreamEnd):
+                    self._end = event
+                elif 0 <= event.index < len(self._states):
+                    self._states[event.index].add(event)
+                    chunk = shape.delta(event)
+                    if chunk is not None:
+                        yield chunk
+                event = await anext(self._events, None)
+            samples = self._samples()
+            rows, blobs = self._rows(samples, status="complete", error=None)
+            logged = True  # handed to the writer: it commits even if this request is cancelled now
+            committed = self._writer.write_logs_nowait(rows, blobs)
+            usage = records.total_usage(self._end.usage if self._end else None, samples)
+            finals = shape.finals(samples, usage)  # built before the wait: see GenerationService.run
+            await committed
+            for final in finals:
+                yield final
+        except ProviderError as exc:
+            # The provider failed mid-stream: log what was generated, then tell the client.
+            rows, blobs = self._rows(self._samples(), status="error", error=f"{exc.origin}: {exc.message}")
+            logged = True
+            await self._writer.write_logs(rows, blobs)
+            yield shape.failure(exc)
+        finally:
+            if not logged:
+                message = "stream ended early: client disconnected"
+                rows, blobs = self._rows(self._samples(), status="partial", error=message)
+                self._writer.write_logs_nowait(rows, blobs)
+            await self._events.aclose()
+
     def _samples(self) -> list[records.Sample]:
         usage = self._end.usage if self._end else None
         prompt_tokens = usage.prompt_tokens if usage else tokens.count_messages(self._prepared.messages)
@@ -154,7 +192,7 @@ class GenerationStream:
             output_tokens = usage.generation_tokens if usage and single else tokens.count_output(text, calls)
             samples.append(
                 records.Sample(
-                    log_id=self._ids[index],
+                    log_id=self.log_ids[index],
                     index=index,
                     raw_output=text,
                     finish_reason=state.finish_reason,
