@@ -59,6 +59,9 @@ class Prepared:
     completion: bool = False
     logprobs: int | None = None
     suffix: str | None = None
+    # The log's caller-chosen reference id: v4 generation requests cannot set one (only POST /logs can);
+    # the OpenAI-compatible door takes one from a header for its single log.
+    reference_id: str | None = None
 
 
 @dataclass(slots=True)

@@ -105,7 +105,7 @@ def log_row(
         "project_id": prepared.project_id,
         "session_id": prepared.session_id,
         "parent_id": prepared.parent_id,
-        "reference_id": None,
+        "reference_id": prepared.reference_id,
         "config_id": prepared.config_id,
         "created_at": created_at,
         "updated_at": created_at,
