@@ -111,7 +111,15 @@ class ProviderError(LoopgateError):
 
 
 class ProviderKeyMissing(ProviderError):
+    """``provider`` and ``variable`` name the provider and the server variable that holds its key, so each
+    door can say where a key goes in its own terms (v4's ``provider_api_keys``, the OpenAI door's header)."""
+
     status_code = 400
+
+    def __init__(self, message: str, *, origin: str, provider: str = "", variable: str = "") -> None:
+        super().__init__(message, origin=origin)
+        self.provider = provider
+        self.variable = variable
 
 
 class UpstreamStatusError(ProviderError):

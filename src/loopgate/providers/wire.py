@@ -37,7 +37,9 @@ def missing_key(name: str, origin: str, key_field: str | None, variable: str) ->
         )
     else:
         where = f"pass provider_api_keys.{key_field} in the request, or set {variable} on the server."
-    return ProviderKeyMissing(f"No API key for provider '{name}': {where}", origin=origin)
+    return ProviderKeyMissing(
+        f"No API key for provider '{name}': {where}", origin=origin, provider=name, variable=variable
+    )
 
 
 def error_message(body: Any) -> str | None:
