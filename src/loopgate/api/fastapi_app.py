@@ -1,6 +1,7 @@
-"""The FastAPI application: every /v4 route, the log browser at /ui, the error handlers and the OpenAPI
-schema. ``api/app.py`` builds it once per process, in a thread, after start-up, and forwards to it every
-request the fast lane does not answer. Its routes reach the shared services through ``request.app.state``.
+"""The FastAPI application: every /v4 route, the OpenAI-compatible door at /v1, the log browser at /ui,
+the error handlers and the OpenAPI schema. ``api/app.py`` builds it once per process, in a thread, after
+start-up, and forwards to it every request the fast lane does not answer. Its routes reach the shared
+services through ``request.app.state``.
 """
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -22,6 +23,7 @@ from loopgate.api.routes import (
     generation_variants,
     logs,
     model_configs,
+    openai_compat,
     projects,
     sessions,
 )
@@ -30,6 +32,7 @@ from loopgate.service.datasets import DatasetService
 from loopgate.service.evaluations import EvaluationService
 from loopgate.service.evaluators import EvaluatorService
 from loopgate.service.model_config_registry import ModelConfigService
+from loopgate.service.openai_compat import OpenAIDoor
 from loopgate.service.projects import ProjectService
 from loopgate.ui.routes import router as ui_router
 
@@ -47,6 +50,7 @@ def build_fastapi_app(services: Services) -> FastAPI:
     app.state.datasets = DatasetService(services.catalog)
     app.state.evaluators = EvaluatorService(services.catalog)
     app.state.evaluations = EvaluationService(services.catalog, services.store)
+    app.state.openai_door = OpenAIDoor(services.generation, services.store, services.settings)
     install_error_handlers(app, max_request_bytes=limit)
     v4 = APIRouter(prefix="/v4", dependencies=[Depends(organization)])
     groups = (
@@ -64,6 +68,8 @@ def build_fastapi_app(services: Services) -> FastAPI:
     for group in groups:
         v4.include_router(group.router)
     app.include_router(v4)
+    # /v1: the OpenAI-compatible door, authenticated and answering errors in OpenAI's shape by itself.
+    app.include_router(openai_compat.router)
     app.include_router(ui_router)
 
     @app.get("/healthz", include_in_schema=False)

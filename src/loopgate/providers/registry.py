@@ -27,6 +27,11 @@ _MODULES: dict[str, str] = {
 }
 
 
+def names() -> tuple[str, ...]:
+    """Every provider this server can build, by name."""
+    return tuple(_MODULES)
+
+
 def _builder(name: str) -> Callable[[Settings, UpstreamHTTP], Provider]:
     module = importlib.import_module(f"loopgate.providers.{_MODULES[name]}")
     build: Callable[[Settings, UpstreamHTTP], Provider] = module.build
