@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from pydantic import ValidationError
+
 from loopgate.config import Settings
 from loopgate.errors import ConflictError, NotFoundError, RequestInvalid
 from loopgate.providers import registry
@@ -152,7 +154,13 @@ def chat_request(body: ChatCompletionRequest, context: DoorContext, provider: st
         "metadata": body.metadata,
         "tool_choice": body.tool_choice,
     }
-    return ChatRequest.model_validate({key: value for key, value in fields.items() if value is not None})
+    try:
+        return ChatRequest.model_validate({key: value for key, value in fields.items() if value is not None})
+    except ValidationError as exc:
+        # The OpenAI schema admitted something the v4 one does not: a 400 at the v4 field's location,
+        # which the route renames to the client's parameter.
+        first = exc.errors()[0]
+        raise RequestInvalid(["body", *first["loc"]], first["msg"], first["type"]) from None
 
 
 class OpenAIDoor:

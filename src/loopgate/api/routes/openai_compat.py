@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.datastructures import Headers
@@ -52,7 +53,15 @@ async def chat_completions(request: Request) -> Response:
     door: OpenAIDoor = request.app.state.openai_door
     try:
         org_id = await _organization(request)
-        body = ChatCompletionRequest.model_validate_json(await request.body())
+        try:
+            parsed = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            message = "We could not parse the JSON body of your request: it must be a JSON object"
+            return _error(400, error_object(message, "invalid_request_error"))
+        try:
+            body = ChatCompletionRequest.model_validate(parsed)
+        except ValidationError as exc:
+            return validation_response(exc.errors(), parsed)
         context = _context(request.headers)
         if body.stream:
             opened = await door.stream(org_id, body, context)
@@ -64,8 +73,6 @@ async def chat_completions(request: Request) -> Response:
         return JSONBytes(answer.body, headers=dict(_answer_headers(answer.log_ids, answer.session_id)))
     except LoopgateError as exc:
         return error_response(exc)
-    except ValidationError as exc:
-        return validation_response(exc.errors())
     except Exception:
         _log.exception("unexpected error on POST /v1/chat/completions")
         return _error(500, error_object("Internal server error", "server_error"))
@@ -113,8 +120,9 @@ async def _organization(request: Request) -> str:
 
 def _context(headers: Headers) -> DoorContext:
     values = {name: _header(headers, header) for name, header in HEADERS.items()}
+    project = values.pop("project")
     return DoorContext(
-        project=values.pop("project") or DEFAULT_PROJECT,
+        project=DEFAULT_PROJECT if project is None else project,
         provider_key=_header(headers, PROVIDER_KEY_HEADER),
         **values,
     )
@@ -175,15 +183,32 @@ def _provider_error_response(exc: ProviderError) -> Response:
     return _error(exc.status_code, provider_error(exc), headers)
 
 
-def validation_response(errors: Sequence[Any]) -> Response:
+def validation_response(errors: Sequence[Any], body: Any) -> Response:
     """400 naming the first bad parameter as OpenAI does (``messages[0].role``). pydantic's ``input`` is
     never echoed: it could hold a key or a whole conversation."""
     first = errors[0]
-    param = openai_param(list(first["loc"]))
+    param = body_param(first["loc"], body, missing=first["type"] == "missing")
     message = f"Invalid value for '{param}': {first['msg']}" if param else str(first["msg"])
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
     return _error(400, error_object(message, "invalid_request_error", param))
+
+
+def body_param(loc: Sequence[str | int], body: Any, *, missing: bool) -> str | None:
+    """The path of a pydantic error in the body as sent. pydantic's locations also name the union member
+    it tried (``tool_choice.literal['none','auto','required']``, ``content.list[...]``); those name no part
+    of the body, so the path keeps only the steps that exist in it, plus the missing key of a ``missing``
+    error."""
+    param = ""
+    node = body
+    for position, part in enumerate(loc):
+        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
+            node, param = node[part], f"{param}[{part}]"
+        elif isinstance(part, str) and isinstance(node, dict) and part in node:
+            node, param = node[part], f"{param}.{part}" if param else part
+        elif missing and position == len(loc) - 1:
+            param = f"{param}.{part}" if param else str(part)
+    return param or None
 
 
 # A v4 field's name in the OpenAI request, for errors raised by the v4 path (``service/prepare.py``).
