@@ -10,6 +10,7 @@ would otherwise hide a malformed chunk.
 from __future__ import annotations
 
 import json
+import textwrap
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +20,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.conftest import Server, fakellm_process
+from tests.conftest import ROOT, Server, fakellm_process
 from tests.helpers import unique
 from tests.openai_e2e import loopgates
 
@@ -195,6 +196,17 @@ def test_errors_are_the_sdk_s_exceptions(server: Server) -> None:
         sdk(server).chat.completions.create(
             model="mock/mock-1", messages=[{"role": "user", "content": "mock-error:503"}], stream=True
         )
+
+
+def test_the_readme_example_runs(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    (example,) = [block for block in blocks if "from openai import OpenAI" in block]
+    code = textwrap.dedent(example).replace("http://127.0.0.1:8000/v1", f"{server.base}/v1")
+    namespace: dict[str, Any] = {}
+    exec(code.replace('"lg_..."', repr(server.api_key)), namespace)  # noqa: S102 -- our own README
+    namespace["client"].close()
+    assert capsys.readouterr().out == MOCK_REPLY + "Hi\n"
 
 
 def test_models(server: Server) -> None:
