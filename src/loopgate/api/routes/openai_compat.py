@@ -16,6 +16,7 @@ import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from loopgate.api.keys import authenticate
@@ -73,6 +74,8 @@ async def chat_completions(request: Request) -> Response:
         return JSONBytes(answer.body, headers=dict(_answer_headers(answer.log_ids, answer.session_id)))
     except LoopgateError as exc:
         return error_response(exc)
+    except ClientDisconnect:
+        return Response(status_code=499)  # the client left before its body arrived: nobody to answer
     except Exception:
         _log.exception("unexpected error on POST /v1/chat/completions")
         return _error(500, error_object("Internal server error", "server_error"))
