@@ -69,3 +69,19 @@ def test_the_limit_is_a_setting_with_a_floor(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "LOOPGATE_MAX_REQUEST_BYTES" in result.stderr
+
+
+def test_the_openai_door_refuses_in_openais_shape(small: Server) -> None:
+    body = {"model": "mock/mock-1", "messages": [{"role": "user", "content": "x" * LIMIT}]}
+    encoded = httpx.Request("POST", "http://x", json=body).content
+    headers = {"content-type": "application/json", "authorization": f"Bearer {small.api_key}"}
+    with httpx.Client(base_url=small.base, timeout=30.0) as client:
+        for content in (encoded, _chunked(encoded)):
+            response = client.post("/v1/chat/completions", content=content, headers=headers)
+            assert response.status_code == 413, response.text
+            error = response.json()["error"]
+            assert (
+                error["type"] == "invalid_request_error" and "LOOPGATE_MAX_REQUEST_BYTES" in error["message"]
+            )
+        small_body = {"model": "mock/mock-1", "messages": [{"role": "user", "content": "short"}]}
+        assert client.post("/v1/chat/completions", json=small_body, headers=headers).status_code == 200

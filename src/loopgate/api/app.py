@@ -16,16 +16,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from loopgate import runtime
 from loopgate.api import fastlane
-from loopgate.api.responses import error_response, internal_error_response
+from loopgate.api.responses import JSONBytes, error_response, internal_error_response
 from loopgate.config import Settings
 from loopgate.errors import RequestTooLarge
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.registry import ProviderRegistry
 from loopgate.service.generation import GenerationService
+from loopgate.service.openai_shapes import error_object
 from loopgate.store.catalog import Catalog
 from loopgate.store.db import create_engine
 from loopgate.store.repository import Store
@@ -137,8 +139,8 @@ class LoopgateApp:
             return
         if scope["type"] == "http" and _declared_length(scope) > self.settings.max_request_bytes:
             # Refused before FastAPI sees it: its body limit (max_body_size, which also bounds chunked
-            # bodies) answers a declared length in plain text, and v4 clients parse errors as JSON.
-            await error_response(RequestTooLarge(self.settings.max_request_bytes))(scope, receive, send)
+            # bodies) answers a declared length in plain text, and clients parse errors as JSON.
+            await _too_large(scope["path"], self.settings.max_request_bytes)(scope, receive, send)
             return
         await app(scope, receive, send)
 
@@ -170,6 +172,14 @@ def _declared_length(scope: Scope) -> int:
         if name == b"content-length":
             return int(value) if value.isdigit() else 0  # uvicorn refuses a malformed one itself
     return 0
+
+
+def _too_large(path: str, limit: int) -> Response:
+    error = RequestTooLarge(limit)
+    if path.startswith("/v1/"):  # the OpenAI-compatible door answers in OpenAI's error shape
+        body = {"error": error_object(error.message, "invalid_request_error", None, "request_too_large")}
+        return JSONBytes(body, status_code=413)
+    return error_response(error)
 
 
 def _build_full_app(services: Services) -> ASGIApp:

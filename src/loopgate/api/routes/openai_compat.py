@@ -16,6 +16,7 @@ import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
@@ -30,6 +31,7 @@ from loopgate.errors import (
     ProviderError,
     ProviderKeyMissing,
     RequestInvalid,
+    RequestTooLarge,
     UpstreamStatusError,
 )
 from loopgate.schemas.openai_compat import ChatCompletionRequest
@@ -76,6 +78,11 @@ async def chat_completions(request: Request) -> Response:
         return error_response(exc)
     except ClientDisconnect:
         return Response(status_code=499)  # the client left before its body arrived: nobody to answer
+    except StarletteHTTPException as exc:
+        if exc.status_code != 413:
+            raise
+        # A chunked body over LOOPGATE_MAX_REQUEST_BYTES (FastAPI's max_body_size stops reading it).
+        return error_response(RequestTooLarge(request.app.state.settings.max_request_bytes))
     except Exception:
         _log.exception("unexpected error on POST /v1/chat/completions")
         return _error(500, error_object("Internal server error", "server_error"))
