@@ -1,4 +1,5 @@
-"""Start-up: ``POST /v4/chat`` is served before FastAPI is imported; the rest waits for the FastAPI app.
+"""Start-up: ``POST /v4/chat`` (and ``POST /v1/chat/completions``) are served before FastAPI is imported;
+the rest waits for the FastAPI app.
 
 ``loopgate serve`` answers the hot route (and /healthz) from ``api/app.py`` and builds the FastAPI
 application in a thread after start-up. These tests hold or break that build in a real server process.
@@ -80,6 +81,7 @@ def test_the_served_app_and_the_cli_do_not_import_fastapi_or_postgresql() -> Non
         "import sys, loopgate.cli, uvicorn, loopgate.api.app as app\n"
         "app.create_app()\n"
         "late = ('fastapi', 'loopgate.ui', 'loopgate.api.routes', 'loopgate.api.fastapi_app',\n"
+        "        'loopgate.api.openai_lane', 'loopgate.service.openai_compat',\n"
         "        'sqlalchemy.dialects.postgresql', 'asyncpg')\n"
         "print(sorted(name for name in sys.modules if name == late[0] or name.startswith(late)))\n"
     )
@@ -96,6 +98,14 @@ def test_chat_is_served_while_the_fastapi_app_is_built_and_other_paths_wait(
     with unstarted.client() as http:
         answered = http.post("/chat", json=chat_body(unique("startup")))
         assert answered.status_code == 200, answered.text
+        # The OpenAI-compatible door's chat is served without FastAPI too (api/openai_lane.py).
+        door = httpx.post(
+            f"{unstarted.base}/v1/chat/completions",
+            json={"model": "mock/mock-1", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": f"Bearer {unstarted.api_key}"},
+            timeout=10,
+        )
+        assert door.status_code == 200, door.text
 
         waiting: list[httpx.Response] = []
         request = threading.Thread(target=lambda: waiting.append(http.get("/projects")))

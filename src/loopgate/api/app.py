@@ -16,18 +16,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from loopgate import runtime
 from loopgate.api import fastlane
-from loopgate.api.responses import JSONBytes, error_response, internal_error_response
+from loopgate.api.responses import error_response, internal_error_response
 from loopgate.config import Settings
 from loopgate.errors import RequestTooLarge
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.registry import ProviderRegistry
 from loopgate.service.generation import GenerationService
-from loopgate.service.openai_shapes import error_object
 from loopgate.store.catalog import Catalog
 from loopgate.store.db import create_engine
 from loopgate.store.repository import Store
@@ -35,6 +33,7 @@ from loopgate.store.writers import create_writer
 
 _log = logging.getLogger("loopgate")
 _HEALTH_PATH = "/healthz"
+_OPENAI_CHAT_PATH = "/v1/chat/completions"  # api/openai_lane.py, imported on its first request
 _BUILD_DELAY = 1.0  # seconds after start-up
 _HEALTH_BODY = b'{"status":"ok"}'
 _HEALTH_HEADERS = [(b"content-length", b"%d" % len(_HEALTH_BODY)), (b"content-type", b"application/json")]
@@ -98,6 +97,7 @@ class LoopgateApp:
         self._chat: fastlane.ChatFastLane | None = None
         self._services: Services | None = None
         self._full_app: asyncio.Future[ASGIApp] | None = None
+        self._openai: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -109,11 +109,27 @@ class LoopgateApp:
                 if self._full_app is None:
                     self._start_build()  # the first chat has been answered: now the rest can be built
                 return
+            if scope["path"] == _OPENAI_CHAT_PATH and scope["method"] == "POST":
+                await self._openai_lane()(scope, receive, send)
+                return
             if scope["path"] == _HEALTH_PATH and scope["method"] == "GET":
                 await send({"type": "http.response.start", "status": 200, "headers": _HEALTH_HEADERS})
                 await send({"type": "http.response.body", "body": _HEALTH_BODY})
                 return
         await self._forward(scope, receive, send)
+
+    def _openai_lane(self) -> ASGIApp:
+        """The OpenAI-compatible door's chat route, built on its first request: its schemas and services
+        are not imported at start-up (``POST /v4/chat`` answers first; tests/test_startup.py)."""
+        if self._openai is None:
+            from loopgate.api.openai_lane import OpenAIChatLane
+            from loopgate.service.openai_compat import OpenAIDoor
+
+            services = self._services
+            assert services is not None  # set with self._chat, which the caller checked
+            door = OpenAIDoor(services.generation, services.store, services.settings)
+            self._openai = OpenAIChatLane(services.store, door, max_body=self.settings.max_request_bytes)
+        return self._openai
 
     def _start_build(self) -> asyncio.Future[ASGIApp]:
         """The FastAPI build, started by the first request that needs it, after the first chat has been
@@ -139,8 +155,8 @@ class LoopgateApp:
             return
         if scope["type"] == "http" and _declared_length(scope) > self.settings.max_request_bytes:
             # Refused before FastAPI sees it: its body limit (max_body_size, which also bounds chunked
-            # bodies) answers a declared length in plain text, and clients parse errors as JSON.
-            await _too_large(scope["path"], self.settings.max_request_bytes)(scope, receive, send)
+            # bodies) answers a declared length in plain text, and v4 clients parse errors as JSON.
+            await error_response(RequestTooLarge(self.settings.max_request_bytes))(scope, receive, send)
             return
         await app(scope, receive, send)
 
@@ -172,14 +188,6 @@ def _declared_length(scope: Scope) -> int:
         if name == b"content-length":
             return int(value) if value.isdigit() else 0  # uvicorn refuses a malformed one itself
     return 0
-
-
-def _too_large(path: str, limit: int) -> Response:
-    error = RequestTooLarge(limit)
-    if path.startswith("/v1/"):  # the OpenAI-compatible door answers in OpenAI's error shape
-        body = {"error": error_object(error.message, "invalid_request_error", None, "request_too_large")}
-        return JSONBytes(body, status_code=413)
-    return error_response(error)
 
 
 def _build_full_app(services: Services) -> ASGIApp:

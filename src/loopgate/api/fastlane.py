@@ -43,10 +43,10 @@ class ChatFastLane:
         self._max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await _read_body(receive, self._max_body)
+        body = await read_body(receive, self._max_body)
         if body is None:
             return  # the client left before sending its request
-        if body is _TOO_LARGE:
+        if body is TOO_LARGE:
             await error_response(RequestTooLarge(self._max_body))(scope, receive, send)
             return
         key = next(
@@ -73,11 +73,11 @@ class ChatFastLane:
         await response(scope, receive, send)
 
 
-_TOO_LARGE = b"\x00too large"  # a marker, compared by identity; never a body
+TOO_LARGE = b"\x00too large"  # a marker, compared by identity; never a body
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The body, ``None`` if the client left, or ``_TOO_LARGE`` once more than ``limit`` bytes came: it is
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The body, ``None`` if the client left, or ``TOO_LARGE`` once more than ``limit`` bytes came: it is
     buffered whole before it is parsed, so without the bound one request could take all memory. (The
     FastAPI routes have the same bound through FastAPI's ``max_body_size``.)"""
     chunks = []
@@ -89,7 +89,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
         chunk = message.get("body", b"")
         received += len(chunk)
         if received > limit:
-            return _TOO_LARGE
+            return TOO_LARGE
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
