@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import Discriminator, Field, Tag
 
 from loopgate.schemas.common import ChatMessage
-from loopgate.schemas.model_configs import LegacyBody
+from loopgate.schemas.model_configs import LegacyBody, PathEcho
 
 Text255 = Annotated[str, Field(max_length=255)]  # the width of datasets.name / datasets.description
 
@@ -18,11 +18,13 @@ Text255 = Annotated[str, Field(max_length=255)]  # the width of datasets.name / 
 class CreateDatasetRequest(LegacyBody):
     name: Text255
     description: Text255
+    projectId: PathEcho = None
 
 
 class UpdateDatasetRequest(LegacyBody):
     name: Text255 | None = None
     description: Text255 | None = None
+    id: PathEcho = None
 
 
 class CreateDatapointRequest(LegacyBody):
@@ -31,8 +33,10 @@ class CreateDatapointRequest(LegacyBody):
     target: dict[str, Any] | None = None
 
 
-# 0.5.18's ``UpdateDatapointRequest``: the same three fields, each replaced only when sent.
-UpdateDatapointRequest = CreateDatapointRequest
+class UpdateDatapointRequest(CreateDatapointRequest):
+    """0.5.18's ``UpdateDatapointRequest``: the same three fields, each replaced only when sent."""
+
+    id: PathEcho = None
 
 
 class CreateDatapointsByLogsRequest(LegacyBody):

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
 from loopgate.schemas.logs import LogRequest
-from loopgate.schemas.model_configs import LegacyBody
+from loopgate.schemas.model_configs import LegacyBody, PathEcho
 
 
 class EvaluationStatus(StrEnum):
@@ -28,6 +28,7 @@ class CreateEvaluationRequest(LegacyBody):
     dataset_id: str
     hl_generated: bool = True
     name: Annotated[str, Field(max_length=255)] | None = None
+    projectId: PathEcho = None
 
 
 class CreateEvaluationLogRequest(LegacyBody):
@@ -40,10 +41,12 @@ class CreateEvaluationResultLogRequest(LegacyBody):
     evaluator_id: str
     result: StrictBool | StrictInt | StrictFloat | None = None
     error: str | None = None
+    evaluationRunExternalId: PathEcho = None
 
 
 class UpdateEvaluationStatusRequest(LegacyBody):
     status: EvaluationStatus
+    id: PathEcho = None
 
 
 class AddEvaluatorsRequest(LegacyBody):

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from loopgate.schemas.model_configs import LegacyBody, ModelConfigCompletionRequest
+from loopgate.schemas.model_configs import LegacyBody, ModelConfigCompletionRequest, PathEcho
 
 Name = Annotated[str, Field(min_length=1, max_length=255)]
 Text255 = Annotated[str, Field(max_length=255)]  # the width of evaluators.description
@@ -54,3 +54,4 @@ class UpdateEvaluatorRequest(LegacyBody):
     return_type: EvaluatorReturnType | None = None
     code: str | None = None
     config: ModelConfigCompletionRequest | None = Field(default=None, alias="model_config")
+    id: PathEcho = None

@@ -1,7 +1,7 @@
 """Model-config wire models beyond the chat one: the completion config, the register body of
 ``POST /model-configs``, the ``.prompt`` deserialize body, and the lenient view of a stored config."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
 
@@ -32,6 +32,13 @@ class LegacyBody(WireModel):
 
     model_config = _LATE
     provider_api_keys: dict[str, Any] | None = Field(default=None, exclude=True)
+
+
+# TypeScript SDK 0.5.x builds a request body from the very object that holds the path parameters, so the
+# body repeats them under the SDK's own names: PATCH /projects/{id} arrives as {"id": ..., "name": ...},
+# POST /projects/{project_id}/datasets with "projectId". A body declares the names its path is echoed under
+# as PathEcho fields: accepted, never used (the path is what counts), so any other unknown key is still a 422.
+PathEcho = Annotated[str | None, Field(exclude=True)]
 
 
 class ProjectModelConfigRequest(ModelParameters, LegacyBody):

@@ -6,7 +6,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from loopgate.schemas.common import WireModel
-from loopgate.schemas.model_configs import LegacyBody
+from loopgate.schemas.model_configs import LegacyBody, PathEcho
 
 
 class ProjectSortBy(StrEnum):
@@ -29,6 +29,7 @@ class UpdateProjectRequest(LegacyBody):
     name: str | None = None
     active_config_id: str | None = None
     directory_id: str | None = None
+    id: PathEcho = None
 
 
 class FeedbackClass(StrEnum):
@@ -54,6 +55,7 @@ class FeedbackTypeRequest(LegacyBody):
     type: str
     feedback_class: FeedbackClass = Field(alias="class")
     values: list[FeedbackLabelRequest] | None = None
+    id: PathEcho = None
 
 
 class EnvironmentRequest(WireModel):
@@ -64,3 +66,4 @@ class EnvironmentRequest(WireModel):
 class EnvironmentProjectConfigRequest(LegacyBody):
     config_id: str
     environments: list[EnvironmentRequest] | None = None
+    projectId: PathEcho = None
