@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from tests.conftest import Server
-from tests.helpers import chat_body, db_rows, log_row, sse_events, unique
+from tests.helpers import MOCK_CONFIG, chat_body, db_rows, log_row, sse_events, unique
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -341,6 +341,25 @@ def test_stream_events_and_log(client: httpx.Client, server: Server) -> None:
         and row["status"] == "complete"
         and row["output"] == "This is a mock response to: stream me"
     )
+
+
+def test_stream_events_are_ascii_with_the_same_text(client: httpx.Client, server: Server) -> None:
+    """Non-ASCII goes out as JSON escapes: TypeScript SDK 0.5.x decodes every network read on its own, so a
+    UTF-8 character split between two reads would reach it as U+FFFD (tests/e2e/test_ts_sdk_chat.py)."""
+    text = "naïve café ☃ 日本語 🚀 " + "長" * 5000  # the last word is one ~15 KB delta
+    config = {**MOCK_CONFIG, "chat_template": [{"role": "system", "content": "Speak {{lang}}."}]}
+    body = chat_body(unique(), text, model_config=config, inputs={"lang": "français"}, stream=True)
+    response = client.post("/chat", json=body)
+    assert response.status_code == 200, response.text
+    assert response.content.isascii()
+    events = sse_events(response.text)
+    expected = "This is a mock response to: " + text
+    assert "".join(e["data"][0]["output"] for e in events) == expected
+    final = events[-1]["data"][0]
+    assert final["output_message"]["content"] == expected
+    assert final["inputs"] == {"lang": "français"}
+    row = log_row(server.database, final["id"])
+    assert row is not None and row["output"] == expected  # stored as the characters, not the escapes
 
 
 def test_stream_num_samples_interleave(client: httpx.Client) -> None:

@@ -1,7 +1,9 @@
-"""Pure functions: templates, config identity, content addressing, token estimates, finish reasons."""
+"""Pure functions: templates, config identity, content addressing, token estimates, finish reasons, the
+ASCII encoding of stream events."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from loopgate import tokens
@@ -9,6 +11,7 @@ from loopgate.errors import RequestInvalid
 from loopgate.providers.base import normalise_finish_reason
 from loopgate.schemas.common import ModelConfigChatRequest
 from loopgate.service import model_configs
+from loopgate.service.streaming import ascii_json
 from loopgate.service.templates import render_messages, render_text
 from loopgate.store import content
 
@@ -129,3 +132,15 @@ def test_token_estimates_are_plausible() -> None:
 )
 def test_finish_reasons_normalised(raw: str | None, expected: str | None) -> None:
     assert normalise_finish_reason(raw) == expected
+
+
+def test_ascii_json_escapes_every_non_ascii_character_and_means_the_same() -> None:
+    value = {"text": "naïve ☃ 日本語 🚀 \u2028 end", "ctrl": "a\x00b\n", "n": 1.5, "ok": "plain"}
+    encoded = ascii_json(orjson.dumps(value))
+    assert encoded.isascii()
+    assert orjson.loads(encoded) == value
+    # beyond the BMP a character is a surrogate pair, as JSON (and JavaScript) spell it
+    assert ascii_json(orjson.dumps("🚀")) == b'"\\ud83d\\ude80"'
+    assert ascii_json(orjson.dumps("é")) == b'"\\u00e9"'
+    plain = orjson.dumps({"text": "only ascii"})
+    assert ascii_json(plain) is plain  # ASCII goes through untouched, not copied

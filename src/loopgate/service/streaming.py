@@ -9,8 +9,13 @@ door's chunks (``service/openai_shapes.py``), so both doors share one logging pa
 v4 events are one line ``data: {json}`` whose ``data`` holds exactly one sample (id, index, output delta),
 as the SDK's parser requires. Samples interleave when ``num_samples > 1``. The final event of each sample
 (``finish_reason`` set, full ``output_message``) is sent only after the logs are committed.
+
+Events are pure ASCII: every non-ASCII character is sent as its JSON ``\\uXXXX`` escape. TypeScript SDK 0.5.x
+decodes each network read on its own (a ``TextDecoder`` without ``stream: true``), so a character whose
+UTF-8 bytes straddle two reads reached the user as U+FFFD; an ASCII byte stream can be split anywhere.
 """
 
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import datetime
@@ -28,6 +33,23 @@ from loopgate.store.writers import LogWriter
 
 _HOLE = "\x00loopgate-delta\x00"  # cannot occur in ids or config ids
 _ENCODED_HOLE = orjson.dumps(_HOLE)
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # beyond the BMP: a UTF-16 surrogate pair, as JSON spells it
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def ascii_json(encoded: bytes) -> bytes:
+    """orjson's output with non-ASCII characters escaped. They can only occur inside JSON strings, where
+    the escape means the same character; ASCII (most text) is returned as is after one C-speed check."""
+    if encoded.isascii():
+        return encoded
+    return _NON_ASCII.sub(_escape, encoded.decode()).encode("ascii")
 
 
 class _SampleState:
@@ -93,15 +115,15 @@ class V4Events:
         pieces = self._templates.get(event.index)
         if pieces is None:
             item = shapes.delta_item(self._prepared, self._ids[event.index], event.index, _HOLE)
-            rendered = b"data: " + orjson.dumps({**self._head, "data": [item]}) + b"\n\n"
+            rendered = b"data: " + ascii_json(orjson.dumps({**self._head, "data": [item]})) + b"\n\n"
             pieces = self._templates[event.index] = rendered.split(_ENCODED_HOLE)
-        return orjson.dumps(event.text).join(pieces)
+        return ascii_json(orjson.dumps(event.text)).join(pieces)
 
     def finals(self, samples: list[records.Sample], usage: Usage) -> list[bytes]:
         return [self._final_event(sample, usage) for sample in samples]
 
     def failure(self, error: ProviderError) -> bytes:
-        return b"data: " + orjson.dumps(error.body()) + b"\n\n"
+        return b"data: " + ascii_json(orjson.dumps(error.body())) + b"\n\n"
 
     def _final_event(self, sample: records.Sample, usage: Usage) -> bytes:
         item = shapes.data_item(self._prepared, sample)
@@ -116,7 +138,7 @@ class V4Events:
         }
         if self._prepared.completion:
             body.update(logprobs=self._prepared.logprobs, suffix=self._prepared.suffix)
-        return b"data: " + orjson.dumps(body) + b"\n\n"
+        return b"data: " + ascii_json(orjson.dumps(body)) + b"\n\n"
 
 
 class GenerationStream:
