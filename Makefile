@@ -19,6 +19,13 @@ $(SDK_VENV)/.installed: tests/sdk-constraints.txt
 	$(SDK_VENV)/bin/pip install -q -c tests/sdk-constraints.txt humanloop==0.7.35
 	touch $@
 
+# The official TypeScript SDK (humanloop 0.5.36, the v4 era) and its dependencies, exactly as locked; run by node.
+# --ignore-scripts: none of them needs an install script, and nothing else is to be downloaded.
+TS_SDK := tests/e2e/ts
+$(TS_SDK)/node_modules/.installed: $(TS_SDK)/package.json $(TS_SDK)/package-lock.json
+	cd $(TS_SDK) && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
 # fakellm: an OpenAI/Anthropic-shaped upstream nobody on this team wrote.
 $(FAKELLM_VENV)/.installed: tests/fakellm-constraints.txt
 	$(PYTHON) -m venv $(FAKELLM_VENV)
@@ -48,11 +55,11 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-test: $(BIN)/.installed $(SDK_VENV)/.installed $(FAKELLM_VENV)/.installed $(CHROMIUM) lint typecheck
+test: $(BIN)/.installed $(SDK_VENV)/.installed $(TS_SDK)/node_modules/.installed $(FAKELLM_VENV)/.installed $(CHROMIUM) lint typecheck
 	$(BIN)/pytest
 
 bench: compile
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(SDK_VENV) $(FAKELLM_VENV) .venv-peer-*
+	rm -rf $(VENV) $(SDK_VENV) $(FAKELLM_VENV) .venv-peer-* $(TS_SDK)/node_modules

@@ -1,12 +1,16 @@
-"""Running the official SDK's scenario scripts (tests/e2e/sdk_*scenarios.py) from pytest.
+"""Running the official SDKs' scenario scripts from pytest.
 
-The SDK lives in its own virtual environment (.venv-sdk: it pins old dependencies), so each script runs as a
-subprocess and prints one JSON object of results; the tests assert on those values.
+Python SDK 0.7.35 (tests/e2e/sdk_*scenarios.py) lives in its own virtual environment (.venv-sdk: it pins
+old dependencies); TypeScript SDK 0.5.36 (tests/e2e/ts/*_scenarios.mjs) in tests/e2e/ts/node_modules, run
+by node. Either way each script runs as a subprocess against a running server and prints one JSON object of
+results, ``{scenario: {"ok": true, "result": ...}}``; the tests assert on those values.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -17,17 +21,34 @@ import pytest
 from tests.conftest import ROOT, Server
 
 SDK_PYTHON = ROOT / ".venv-sdk" / "bin" / "python"
+TS_SDK = ROOT / "tests" / "e2e" / "ts"
+TS_INSTALLED = TS_SDK / "node_modules" / ".installed"  # the Makefile's stamp after `npm ci`
+
+
+def _run(command: list[str], **options: Any) -> dict[str, Any]:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, **options)
+    assert done.returncode == 0, f"scenario runner failed ({done.returncode}):\n{done.stderr}"
+    results: dict[str, Any] = json.loads(done.stdout)
+    return results
 
 
 def run_scenarios(script: Path, server: Server, *names: str) -> dict[str, Any]:
     if not SDK_PYTHON.exists():
         pytest.skip(f"the SDK environment is missing: run `make .venv-sdk/.installed` ({SDK_PYTHON})")
     command = [str(SDK_PYTHON), str(script), "--host", server.url, "--api-key", server.api_key]
-    command += ["--tag", uuid.uuid4().hex[:10], *names]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, f"scenario runner failed ({done.returncode}):\n{done.stderr}"
-    results: dict[str, Any] = json.loads(done.stdout)
-    return results
+    return _run([*command, "--tag", uuid.uuid4().hex[:10], *names])
+
+
+def run_ts_scenarios(script: str, server: Server, *names: str) -> dict[str, Any]:
+    """Runs ``tests/e2e/ts/<script>`` with node; the host and key go in the environment, as a deployment
+    would pass them."""
+    node = shutil.which("node")
+    if node is None or not TS_INSTALLED.exists():
+        pytest.skip(
+            f"the TypeScript SDK is missing: run `make {TS_INSTALLED.relative_to(ROOT)}` (needs node)"
+        )
+    env = {**os.environ, "HL_E2E_HOST": server.url, "HL_E2E_API_KEY": server.api_key}
+    return _run([node, script, "--tag", uuid.uuid4().hex[:10], *names], cwd=TS_SDK, env=env)
 
 
 def result(results: dict[str, Any], name: str) -> Any:
