@@ -1,5 +1,7 @@
 // Generation scenarios driven by the official humanloop TypeScript SDK 0.5.36: chat (plain and streamed),
 // samples, sessions and parents, tools, errors. test_ts_sdk_chat.py runs this script and asserts on its output.
+import { Humanloop } from "humanloop";
+
 import { MOCK, apiError, collect, run, user } from "./runner.mjs";
 
 const WEATHER_TOOL = {
@@ -49,7 +51,12 @@ async function streamUnicode(ctx) {
 }
 
 async function streamSamples(ctx) {
-  const params = { project: ctx.name("samples"), messages: user("two please"), model_config: { ...MOCK }, num_samples: 2 };
+  const params = {
+    project: ctx.name("samples"),
+    messages: user("two please"),
+    model_config: { ...MOCK },
+    num_samples: 2,
+  };
   const streamed = await collect(ctx.hl.chatStream({ ...params }));
   const plain = (await ctx.hl.chat({ ...params })).data;
   return { chunks: streamed.chunks, plain };
@@ -83,10 +90,13 @@ async function tools(ctx) {
 
 async function errors(ctx) {
   const project = ctx.name("errors");
-  const realProject = (await ctx.hl.chat({ project, messages: user("exists"), model_config: { ...MOCK } })).data.project_id;
-  const chat = (extra, client = ctx.hl) => () =>
-    client.chat({ messages: user(extra.text ?? "hi"), model_config: { ...MOCK }, ...extra, text: undefined });
-  const { Humanloop } = await import("humanloop");
+  const exists = await ctx.hl.chat({ project, messages: user("exists"), model_config: { ...MOCK } });
+  const realProject = exists.data.project_id;
+  const chat =
+    ({ text = "hi", ...extra }, client = ctx.hl) =>
+    () =>
+      client.chat({ messages: user(text), model_config: { ...MOCK }, ...extra });
+  const stranger = new Humanloop({ apiKey: "lg_not-a-real-key", basePath: ctx.host });
   return {
     missing_variable: await apiError(
       chat({
@@ -97,7 +107,7 @@ async function errors(ctx) {
     ),
     project_and_project_id: await apiError(chat({ project, project_id: realProject })),
     unknown_project_id: await apiError(chat({ project_id: "pr_doesnotexist0000000000" })),
-    wrong_api_key: await apiError(chat({ project }, new Humanloop({ apiKey: "lg_not-a-real-key", basePath: ctx.host }))),
+    wrong_api_key: await apiError(chat({ project }, stranger)),
     unknown_session_id: await apiError(chat({ project, session_id: "sesh_doesnotexist000000000" })),
     unknown_parent_id: await apiError(chat({ project, parent_id: "data_doesnotexist000000000" })),
     provider_429: await apiError(chat({ project, text: "mock-error:429" })),
@@ -106,9 +116,8 @@ async function errors(ctx) {
 
 async function streamError(ctx) {
   // A provider refusal before the first token arrives as the HTTP status, which the SDK throws.
-  return apiError(() =>
-    collect(ctx.hl.chatStream({ project: ctx.name("stream-error"), messages: user("mock-error:503"), model_config: { ...MOCK } })),
-  );
+  const params = { project: ctx.name("stream-error"), messages: user("mock-error:503"), model_config: { ...MOCK } };
+  return apiError(() => collect(ctx.hl.chatStream(params)));
 }
 
 const SCENARIOS = {
