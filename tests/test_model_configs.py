@@ -70,6 +70,19 @@ def test_register_creates_the_project_dedups_and_activates_the_first(client: htt
     assert chat["data"][0]["model_config_id"] == config["id"]
 
 
+def test_the_deployed_config_read_back_and_logged_is_the_same_version(client: httpx.Client) -> None:
+    """TypeScript SDK 0.5.x's completeDeployedNoProxy calls the provider itself, then logs the call with
+    the active config it read, minus ``id`` and with ``tool_configs`` as ``tools``: ``tools: []`` included."""
+    registered = register(client, project=unique("noproxy"), prompt_template="Say {{word}}.", temperature=0.2)
+    active = client.get(f"/projects/{registered['project_id']}/active-config").json()["config"]
+    sent = {key: value for key, value in active.items() if key not in ("id", "tool_configs")}
+    log = {"project_id": registered["project_id"], "config": {**sent, "tools": active["tool_configs"]}}
+    assert log["config"]["tools"] == []
+    response = client.post("/logs", json={**log, "inputs": {"word": "hi"}, "output": "hi"})
+    assert response.status_code == 200, response.text
+    assert client.get(f"/logs/{response.json()['id']}").json()["config_id"] == active["id"]
+
+
 def test_register_errors(client: httpx.Client) -> None:
     assert client.post("/model-configs", json=MOCK).status_code == 422  # no project
     both = client.post("/model-configs", json={**MOCK, "project": "a", "project_id": "pr_b"})

@@ -40,7 +40,7 @@ def test_render_messages_renders_text_parts_only() -> None:
     assert message["content"][1]["image_url"]["url"] == "{{a}}"
 
 
-def test_config_hash_ignores_labels_and_sees_parameters() -> None:
+def test_config_hash_ignores_labels_and_empty_tools_and_sees_parameters() -> None:
     base = ModelConfigChatRequest(model="m", provider="mock")
     named = ModelConfigChatRequest(model="m", provider="mock", name="nice", description="d")
     hotter = ModelConfigChatRequest(model="m", provider="mock", temperature=0.2)
@@ -50,6 +50,11 @@ def test_config_hash_ignores_labels_and_sees_parameters() -> None:
     assert model_configs.config_hash(model_configs.config_body(base, seed=None)) != model_configs.config_hash(
         model_configs.config_body(hotter, seed=None)
     )
+    no_tools = ModelConfigChatRequest(model="m", provider="mock", tools=[])
+    assert model_configs.config_body(no_tools, seed=None)["tools"] == []  # stored as sent...
+    assert model_configs.config_hash(model_configs.config_body(base, seed=None)) == model_configs.config_hash(
+        model_configs.config_body(no_tools, seed=None)
+    )  # ...but the same version as a config without the key
     seeded = model_configs.config_body(base, seed=5)
     assert seeded["seed"] == 5
     assert model_configs.config_hash(seeded) != model_configs.config_hash(

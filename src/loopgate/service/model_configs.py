@@ -2,7 +2,7 @@
 
 Same parameters in a project -> same config id; any change (``seed``, ``temperature``, a tool, a template
 message) -> a new version. ``name`` and ``description`` are labels, not parameters, so they do not split
-versions.
+versions; nor does an empty ``tools`` list, which is the same as none.
 """
 
 import hashlib
@@ -29,7 +29,11 @@ def config_body(
 
 
 def config_hash(body: dict[str, Any]) -> str:
-    parameters = {key: value for key, value in body.items() if key not in _LABELS}
+    # An empty tool list is no tools. TypeScript SDK 0.5.x's completeDeployedNoProxy logs its call with the
+    # deployed config as read back (``tools: []`` included), which must stay that config's version.
+    parameters = {
+        key: value for key, value in body.items() if key not in _LABELS and (value or key != "tools")
+    }
     return hashlib.sha256(orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
