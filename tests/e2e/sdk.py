@@ -39,15 +39,17 @@ def run_scenarios(script: Path, server: Server, *names: str) -> dict[str, Any]:
     return _run([*command, "--tag", uuid.uuid4().hex[:10], *names])
 
 
-def run_ts_scenarios(script: str, server: Server, *names: str) -> dict[str, Any]:
-    """Runs ``tests/e2e/ts/<script>`` with node; the host and key go in the environment, as a deployment
-    would pass them."""
+def run_ts_scenarios(
+    script: str, server: Server, *names: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Runs ``tests/e2e/ts/<script>`` with node; the host and key go in the environment (with ``env``), as
+    a deployment would pass them."""
     node = shutil.which("node")
     if node is None or not TS_INSTALLED.exists():
         pytest.skip(
             f"the TypeScript SDK is missing: run `make {TS_INSTALLED.relative_to(ROOT)}` (needs node)"
         )
-    env = {**os.environ, "HL_E2E_HOST": server.url, "HL_E2E_API_KEY": server.api_key}
+    env = {**os.environ, **(env or {}), "HL_E2E_HOST": server.url, "HL_E2E_API_KEY": server.api_key}
     return _run([node, script, "--tag", uuid.uuid4().hex[:10], *names], cwd=TS_SDK, env=env)
 
 
