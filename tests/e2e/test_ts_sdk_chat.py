@@ -164,14 +164,20 @@ def test_sessions_by_reference_id_and_parents(ts: dict[str, Any], client: httpx.
     assert stored(client, streamed_child)["output"] == MOCK_REPLY + "streamed child"
 
 
-def test_tool_call(ts: dict[str, Any]) -> None:
-    (item,) = result(ts, "tools")["data"]
+def test_tool_call_plain_and_streamed(ts: dict[str, Any]) -> None:
+    got = result(ts, "tools")
+    (item,) = got["plain"]["data"]
     assert item["finish_reason"] == "tool_call"
     (call,) = item["tool_calls"]
     assert call["function"]["name"] == "get_weather"
     assert json.loads(call["function"]["arguments"]) == {"city": "mock"}
     assert item["tool_call"] == {"name": "get_weather", "arguments": call["function"]["arguments"]}
     assert item["output_message"]["tool_calls"] == [call]
+    # streamed, the call comes whole on the final chunk (its empty output still passes the SDK's filter)
+    last = got["chunks"][-1]
+    assert (last["output"], last["finish_reason"]) == ("", "tool_call")
+    assert [c["function"] for c in last["tool_calls"]] == [call["function"]]
+    assert last["output_message"]["tool_calls"] == last["tool_calls"]
 
 
 @pytest.mark.parametrize(

@@ -80,12 +80,14 @@ async function sessions(ctx) {
 }
 
 async function tools(ctx) {
-  const response = await ctx.hl.chat({
+  const params = {
     project: ctx.name("tools"),
     messages: user("Please call get_weather for Paris"),
     model_config: { ...MOCK, tools: [WEATHER_TOOL] },
-  });
-  return response.data;
+  };
+  const plain = (await ctx.hl.chat({ ...params })).data;
+  const streamed = await collect(ctx.hl.chatStream({ ...params }));
+  return { plain, chunks: streamed.chunks };
 }
 
 async function errors(ctx) {

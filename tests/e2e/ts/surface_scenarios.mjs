@@ -176,7 +176,7 @@ async function logs(ctx) {
       metadata: { team: "weather" },
       source: "sdk",
       duration: 0.5,
-      created_at: "2024-01-02T03:04:05",
+      created_at: new Date(Date.UTC(2024, 0, 2, 3, 4, 5)), // sent as "2024-01-02T03:04:05.000Z"
       feedback: { type: "rating", value: "good" },
     })
   ).data;
@@ -192,7 +192,9 @@ async function logs(ctx) {
   const firstPage = (await hl.logs.list({ projectId, size: 2 })).data;
   const secondPage = (await hl.logs.list({ projectId, size: 2, page: 1 })).data;
   const searched = (await hl.logs.list({ projectId, search: "OSLO" })).data;
-  const dated = (await hl.logs.list({ projectId, startDate: "2024-01-02", endDate: "2024-01-02" })).data;
+  // a Date is sent as its UTC day ("2024-01-02"), a string as it is
+  const noon = new Date(Date.UTC(2024, 0, 2, 12));
+  const dated = (await hl.logs.list({ projectId, startDate: noon, endDate: "2024-01-02" })).data;
   const metadata = (await hl.logs.list({ projectId, metadataSearch: "weather" })).data;
   const exported = (await hl.projects.export({ id: projectId })).data;
   const deleted = await hl.logs.delete({ id: batch.map((item) => item.id) });
