@@ -37,7 +37,7 @@ def other_org(server: Server) -> Iterator[httpx.Client]:
         yield http
 
 
-def create(client: httpx.Client, name: str, **extra: str) -> dict:
+def create(client: httpx.Client, name: str, **extra: object) -> dict:
     response = client.post("/projects", json={"name": name, **extra})
     assert response.status_code == 201, response.text
     return response.json()
@@ -224,6 +224,32 @@ def test_feedback_types_add_and_replace(client: httpx.Client) -> None:
         {"type": "x", "class": "select", "values": [{"value": "a", "sentiment": "happy"}]},
     ):
         assert client.post(url, json=bad).status_code == 422, bad
+
+
+def test_feedback_types_given_at_creation(client: httpx.Client) -> None:
+    """TypeScript SDK 0.5.x's CreateProjectRequest still has ``feedback_types`` (gone from the 4.0.1 spec)."""
+    tone = {"type": "tone", "class": "select", "values": [{"value": "warm", "sentiment": "positive"}]}
+    rating = {"type": "rating", "class": "select", "values": [{"value": "5"}]}
+    project = create(client, unique("fbc"), feedback_types=[tone, {"type": "notes", "class": "text"}, rating])
+    types = {t["type"]: t["values"] for t in project["feedback_types"]}
+    assert list(types) == ["rating", "action", "issue", "correction", "comment", "tone", "notes"]
+    assert types["tone"] == tone["values"] and types["notes"] is None
+    assert types["rating"] == [{"value": "5", "sentiment": "unset"}]  # a default replaced, as by the route
+    assert client.get(f"/projects/{project['id']}").json()["feedback_types"] == project["feedback_types"]
+    # a feedback with a custom type's label is accepted on the new project's logs
+    log = client.post("/logs", json={"project_id": project["id"], "config": MOCK, "output": "x"}).json()
+    feedback = client.post("/feedback", json={"type": "tone", "value": "warm", "data_id": log["id"]})
+    assert feedback.status_code == 200, feedback.text
+
+    # every type is checked before the project exists: a refused one leaves the name free
+    name = unique("fbc")
+    repeated = {"type": "x", "class": "select", "values": [{"value": "a"}, {"value": "a"}]}
+    response = client.post("/projects", json={"name": name, "feedback_types": [tone, repeated]})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "feedback_types", 1, "values", 1, "value"]
+    stray = {**tone, "id": "pr_x"}  # only the route's body takes the path echo
+    assert client.post("/projects", json={"name": name, "feedback_types": [stray]}).status_code == 422
+    create(client, name)
 
 
 def test_other_organizations_see_nothing(client: httpx.Client, other_org: httpx.Client) -> None:

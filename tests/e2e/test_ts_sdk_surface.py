@@ -53,7 +53,8 @@ def test_projects(ts: dict[str, Any], client: httpx.Client) -> None:
     assert len(listed["records"]) == 2
     assert created["name"] + "-renamed" in names
     assert got["feedback_type"]["type"] == "tone"
-    assert got["feedback_types_after"][-1] == "tone"
+    assert created["feedback_types"][-1] == {"type": "mood", "values": None}
+    assert got["feedback_types_after"][-2:] == ["mood", "tone"]
     assert got["duplicate"]["status"] == 409
     assert got["deleted_status"] == 204
     assert got["gone"]["status"] == 404

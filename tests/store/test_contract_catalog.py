@@ -18,6 +18,10 @@ async def test_projects_create_read_and_refuse_a_taken_name(catalog: Catalog, or
     assert created.created_at.tzinfo is not None and created.feedback_types == []
     with pytest.raises(ConflictError):
         await catalog.projects.create(org, "alpha", directory_id=None)
+    types = [{"type": "tone", "class": "text", "values": None}]
+    typed = await catalog.projects.create(org, "typed", directory_id=None, feedback_types=types)
+    assert typed.feedback_types == types
+    assert await catalog.projects.get(org, typed.id) == typed
 
 
 async def test_projects_page_filter_and_sort(catalog: Catalog, org: str) -> None:

@@ -20,11 +20,6 @@ class SortOrder(StrEnum):
     DESC = "desc"
 
 
-class CreateProjectRequest(LegacyBody):
-    name: str
-    directory_id: str | None = None
-
-
 class UpdateProjectRequest(LegacyBody):
     name: str | None = None
     active_config_id: str | None = None
@@ -51,11 +46,24 @@ class FeedbackLabelRequest(WireModel):
     sentiment: LabelSentiment = LabelSentiment.UNSET
 
 
-class FeedbackTypeRequest(LegacyBody):
+class FeedbackType(WireModel):
     type: str
     feedback_class: FeedbackClass = Field(alias="class")
     values: list[FeedbackLabelRequest] | None = None
+
+
+class FeedbackTypeRequest(FeedbackType, LegacyBody):
+    """``POST /projects/{id}/feedback-types``: one type."""
+
     id: PathEcho = None
+
+
+class CreateProjectRequest(LegacyBody):
+    name: str
+    directory_id: str | None = None
+    # Gone from the 4.0.1 spec but still in the requests of TypeScript SDK 0.5.x (and the older spec):
+    # the project's own feedback types, created with it.
+    feedback_types: list[FeedbackType] | None = None
 
 
 class EnvironmentRequest(WireModel):

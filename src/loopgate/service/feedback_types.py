@@ -10,7 +10,7 @@ the only way to change them.
 from typing import Any
 
 from loopgate.errors import RequestInvalid
-from loopgate.schemas.projects import FeedbackClass, FeedbackTypeRequest
+from loopgate.schemas.projects import FeedbackClass, FeedbackType
 
 
 def _labels(*pairs: tuple[str, str]) -> list[dict[str, str]]:
@@ -45,23 +45,25 @@ def model(entry: dict[str, Any]) -> dict[str, Any]:
     return {"type": entry["type"], "values": entry.get("values")}
 
 
-def register(custom: list[dict[str, Any]], request: FeedbackTypeRequest) -> list[dict[str, Any]]:
-    """The project's custom types with ``request`` added or replaced."""
+def register(
+    custom: list[dict[str, Any]], request: FeedbackType, loc: tuple[str | int, ...] = ("body",)
+) -> list[dict[str, Any]]:
+    """The project's custom types with ``request`` added or replaced; errors are located under ``loc``."""
     name = request.type
     if not name.strip():
-        raise RequestInvalid(["body", "type"], "Feedback type must not be empty")
+        raise RequestInvalid([*loc, "type"], "Feedback type must not be empty")
     values: list[dict[str, str]] | None = None
     if request.feedback_class in _LABELLED:
         values = []
         for position, label in enumerate(request.values or ()):
             if any(existing["value"] == label.value for existing in values):
                 raise RequestInvalid(
-                    ["body", "values", position, "value"], f"Label '{label.value}' is repeated"
+                    [*loc, "values", position, "value"], f"Label '{label.value}' is repeated"
                 )
             values.append({"value": label.value, "sentiment": label.sentiment.value})
     elif request.values:
         raise RequestInvalid(
-            ["body", "values"], f"Feedback of class '{request.feedback_class.value}' takes no labels"
+            [*loc, "values"], f"Feedback of class '{request.feedback_class.value}' takes no labels"
         )
     entry = {"type": name, "class": request.feedback_class.value, "values": values}
     return [existing for existing in custom if existing["type"] != name] + [entry]

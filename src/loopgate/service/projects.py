@@ -57,7 +57,10 @@ class ProjectService:
 
     async def create(self, org_id: str, request: CreateProjectRequest) -> dict[str, Any]:
         name = _name(request.name, ["body", "name"])
-        project = await self._catalog.projects.create(org_id, name, request.directory_id)
+        custom: list[dict[str, Any]] = []
+        for position, entry in enumerate(request.feedback_types or ()):  # all checked before the insert
+            custom = feedback_types.register(custom, entry, ("body", "feedback_types", position))
+        project = await self._catalog.projects.create(org_id, name, request.directory_id, custom or None)
         (view,) = await self._views(org_id, [project])
         return view
 

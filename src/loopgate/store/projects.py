@@ -72,7 +72,13 @@ class ProjectStore:
     async def by_name(self, org_id: str, name: str) -> ProjectRow | None:
         return await self._one(select(_P).where(_P.c.org_id == org_id, _P.c.name == name))
 
-    async def create(self, org_id: str, name: str, directory_id: str | None) -> ProjectRow:
+    async def create(
+        self,
+        org_id: str,
+        name: str,
+        directory_id: str | None,
+        feedback_types: list[dict[str, Any]] | None = None,
+    ) -> ProjectRow:
         stamp = now()
         row = {
             "id": ids.new_id(ids.PROJECT),
@@ -80,7 +86,7 @@ class ProjectStore:
             "name": name,
             "created_at": stamp,
             "updated_at": stamp,
-            "feedback_types": None,
+            "feedback_types": orjson.dumps(feedback_types).decode() if feedback_types else None,
             "directory_id": directory_id,
         }
         try:

@@ -12,7 +12,8 @@ const PROMPT = { ...MOCK, prompt_template: "Tell me about {{topic}}." };
 async function projects(ctx) {
   const hl = ctx.hl;
   const name = ctx.name("projects");
-  const created = (await hl.projects.create({ name })).data;
+  // feedback_types at creation: in 0.5.36's CreateProjectRequest, gone from the 4.0.1 spec
+  const created = (await hl.projects.create({ name, feedback_types: [{ type: "mood", class: "text" }] })).data;
   const got = (await hl.projects.get({ id: created.id })).data;
   const renamed = (await hl.projects.update({ id: created.id, name: `${name}-renamed` })).data;
   for (const suffix of ["b", "a"]) await hl.projects.create({ name: ctx.name(`projects-${suffix}`) });
