@@ -229,3 +229,10 @@ def test_provider_errors_keep_their_status_plain_and_streamed(ts: dict[str, Any]
             "type": kind,
             "origin": "Mock",
         }
+
+
+def test_a_base_path_with_a_trailing_slash_works(ts: dict[str, Any]) -> None:
+    got = result(ts, "trailing_slash")
+    expected = MOCK_REPLY + "a slash too many"
+    assert got["plain"]["data"][0]["output"] == joined(got["chunks"]) == expected
+    assert got["project"]["id"] == got["plain"]["project_id"]

@@ -11,6 +11,7 @@ services are up. Any other request waits for that build, then goes to it.
 
 import asyncio
 import logging
+import re
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -144,6 +145,8 @@ class LoopgateApp:
         return self._full_app
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = _merge_slashes(scope)
         build = self._start_build()
         try:
             # shield: a cancelled request must not cancel the build that other requests are waiting for.
@@ -188,6 +191,16 @@ def _declared_length(scope: Scope) -> int:
         if name == b"content-length":
             return int(value) if value.isdigit() else 0  # uvicorn refuses a malformed one itself
     return 0
+
+
+def _merge_slashes(scope: Scope) -> Scope:
+    """The request with runs of ``/`` in its path made one, as nginx does by default. TypeScript SDK 0.5.x
+    appends each path to ``basePath`` as given, so ``http://host:8000/v4/`` asked for ``/v4//projects``
+    (404); the Python SDK strips that slash itself. Only paths that missed the fast lane come here, so
+    ``/v4//chat`` is served by the FastAPI route of ``/v4/chat``."""
+    path = re.sub("/{2,}", "/", scope["path"])
+    raw = scope.get("raw_path")
+    return {**scope, "path": path, "raw_path": re.sub(b"/{2,}", b"/", raw) if raw else raw}
 
 
 def _build_full_app(services: Services) -> ASGIApp:

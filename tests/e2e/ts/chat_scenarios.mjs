@@ -122,6 +122,16 @@ async function streamError(ctx) {
   return apiError(() => collect(ctx.hl.chatStream(params)));
 }
 
+async function trailingSlash(ctx) {
+  // The SDK appends each path to basePath as given: "/v4/" + "/chat" asks for "/v4//chat".
+  const hl = new Humanloop({ apiKey: ctx.apiKey, basePath: `${ctx.host}/` });
+  const params = { project: ctx.name("slash"), messages: user("a slash too many"), model_config: { ...MOCK } };
+  const plain = (await hl.chat({ ...params })).data;
+  const streamed = await collect(hl.chatStream({ ...params }));
+  const project = (await hl.projects.get({ id: plain.project_id })).data;
+  return { plain, chunks: streamed.chunks, project };
+}
+
 const SCENARIOS = {
   chat_template: chatTemplate,
   stream,
@@ -131,6 +141,7 @@ const SCENARIOS = {
   tools,
   errors,
   stream_error: streamError,
+  trailing_slash: trailingSlash,
 };
 
 process.exitCode = await run(SCENARIOS, process.argv.slice(2));
