@@ -156,6 +156,10 @@ def test_logs_made_elsewhere_updated_listed_and_deleted(ts: dict[str, Any], clie
     assert got["first_page"]["total"] == 3
     assert len(got["first_page"]["records"]) == len(got["second_page"]["records"]) + 1 == 2
     assert got["searched"] == got["dated"] == got["metadata"] == [created["id"]]
+    # the SDK's own page walk: every log once, then the one empty page its hasNext() asks for
+    assert [len(page) for page in got["walked"]] == [2, 1, 0]
+    walked = [log_id for page in got["walked"] for log_id in page]
+    assert sorted(walked) == sorted([created["id"], *(item["id"] for item in got["batch"])])
     assert {record["id"] for record in got["exported"]["records"]} == {created["id"]} | {
         item["id"] for item in got["batch"]
     }

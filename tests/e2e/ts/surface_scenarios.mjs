@@ -197,6 +197,14 @@ async function logs(ctx) {
   const noon = new Date(Date.UTC(2024, 0, 2, 12));
   const dated = (await hl.logs.list({ projectId, startDate: noon, endDate: "2024-01-02" })).data;
   const metadata = (await hl.logs.list({ projectId, metadataSearch: "weather" })).data;
+  // The list methods return the SDK's Page: next() while hasNext(), which is page * size < total (a page
+  // count from 1) while loopgate's logs pages start at 0, as v4's do: the walk ends on one empty page.
+  let walking = await hl.logs.list({ projectId, size: 2 });
+  const walked = [walking.data.records.map((record) => record.id)];
+  while (walking.hasNext() && walked.length < 10) {
+    walking = await walking.next();
+    walked.push(walking.data.records.map((record) => record.id));
+  }
   const exported = (await hl.projects.export({ id: projectId })).data;
   const deleted = await hl.logs.delete({ id: batch.map((item) => item.id) });
   return {
@@ -209,6 +217,7 @@ async function logs(ctx) {
     searched: searched.records.map((record) => record.id),
     dated: dated.records.map((record) => record.id),
     metadata: metadata.records.map((record) => record.id),
+    walked,
     exported,
     deleted_status: deleted.status,
     after: (await hl.logs.list({ projectId })).data.records.map((record) => record.id),
