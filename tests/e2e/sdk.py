@@ -53,6 +53,24 @@ def run_ts_scenarios(
     return _run([node, script, "--tag", uuid.uuid4().hex[:10], *names], cwd=TS_SDK, env=env)
 
 
+def run_ts_source(source: str) -> str:
+    """Runs a snippet (a README example) as an ES module next to the SDK's node_modules; returns stdout."""
+    node = shutil.which("node")
+    if node is None or not TS_INSTALLED.exists():
+        pytest.skip(
+            f"the TypeScript SDK is missing: run `make {TS_INSTALLED.relative_to(ROOT)}` (needs node)"
+        )
+    script = TS_SDK / f".snippet-{uuid.uuid4().hex[:10]}.mjs"  # imports resolve from the file's directory
+    script.write_text(source)
+    try:
+        command = [node, script.name]
+        done = subprocess.run(command, cwd=TS_SDK, capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        script.unlink()
+    assert done.returncode == 0, f"node failed ({done.returncode}):\n{done.stderr}"
+    return done.stdout
+
+
 def result(results: dict[str, Any], name: str) -> Any:
     outcome = results[name]
     if not outcome["ok"]:

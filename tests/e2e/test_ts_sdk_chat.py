@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server
-from tests.e2e.sdk import result, run_ts_scenarios
+from tests.conftest import ROOT, Server
+from tests.e2e.sdk import result, run_ts_scenarios, run_ts_source
 
 pytestmark = pytest.mark.e2e
 
@@ -236,3 +236,14 @@ def test_a_base_path_with_a_trailing_slash_works(ts: dict[str, Any]) -> None:
     expected = MOCK_REPLY + "a slash too many"
     assert got["plain"]["data"][0]["output"] == joined(got["chunks"]) == expected
     assert got["project"]["id"] == got["plain"]["project_id"]
+
+
+def test_the_readme_example_runs(server: Server) -> None:
+    readme = (ROOT / "README.md").read_text()
+    example = readme.split("```js\n", 1)[1].split("```", 1)[0]
+    source = example.replace('"lg_..."', json.dumps(server.api_key))
+    source = source.replace('"http://127.0.0.1:8000/v4"', json.dumps(server.url))
+    assert source != example
+    output, log_id = run_ts_source(source).split("\n")[0].rsplit(" ", 1)
+    assert output == MOCK_REPLY + "Where is the treasure?"
+    assert LOG_ID.match(log_id)
