@@ -24,3 +24,13 @@ def test_doubled_slashes_reach_the_routes(server: Server) -> None:
         listed = http.get("/v4///logs", params={"project_id": project_id})
         assert [log["id"] for log in listed.json()["records"]] == [chat.json()["data"][0]["id"]]
         assert http.get("/v4//nowhere").status_code == 404
+
+
+def test_doubled_slashes_reach_the_openai_door(server: Server) -> None:
+    body = {"model": "mock/mock-1", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": f"Bearer {server.api_key}"}
+    with httpx.Client(base_url=server.base, headers=headers, timeout=30) as http:
+        answered = http.post("/v1//chat/completions", json=body)
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["object"] == "chat.completion"
+        assert http.get("/v1//models").json()["object"] == "list"

@@ -147,6 +147,9 @@ class LoopgateApp:
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and "//" in scope["path"]:
             scope = _merge_slashes(scope)
+            if scope["path"] == _OPENAI_CHAT_PATH and scope["method"] == "POST" and self._chat is not None:
+                await self._openai_lane()(scope, receive, send)  # FastAPI has no route for it
+                return
         build = self._start_build()
         try:
             # shield: a cancelled request must not cancel the build that other requests are waiting for.
