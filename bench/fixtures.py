@@ -12,6 +12,8 @@ BENCH = Path(__file__).resolve().parent
 STREAM_KEY = "sk-bench-stream"
 PLAIN_KEY = "sk-bench"
 MODEL = "gpt-4o-mini"
+LOOPGATE = "loopgate"  # the target name of POST /v4/chat
+DOOR = "openai-door"  # and of loopgate's OpenAI-compatible POST /v1/chat/completions
 ECHO_MODULE = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")
 
 
@@ -106,6 +108,11 @@ def peer_body(model: str, *, stream: bool, system_chars: int) -> bytes:
     return _dumps({"model": model, "messages": _messages(system_chars), "stream": stream}).encode()
 
 
+def door_body(*, stream: bool, system_chars: int) -> bytes:
+    """The direct request, as loopgate's OpenAI-compatible door takes it (``<provider>/<model>``)."""
+    return peer_body(f"openai/{MODEL}", stream=stream, system_chars=system_chars)
+
+
 def loopgate_body(*, stream: bool, system_chars: int) -> bytes:
     body: dict[str, Any] = {
         "project": "bench",
@@ -129,23 +136,36 @@ def _messages(system_chars: int) -> list[dict[str, str]]:
 
 
 class Target:
-    """One side of the comparison: where requests go and with which headers."""
+    """One side of the comparison: where requests go and with which headers. ``upstream_key`` names the
+    header that carries the upstream's key (nginx tells a stream request by its key), with its prefix."""
 
-    def __init__(self, name: str, port: int, path: str, headers: dict[str, str], bodies: dict[bool, bytes]):
+    def __init__(
+        self,
+        name: str,
+        port: int,
+        path: str,
+        headers: dict[str, str],
+        bodies: dict[bool, bytes],
+        *,
+        upstream_key: tuple[str, str] | None = None,
+    ):
         self.name = name
         self.port = port
         self.path = path
         self.headers = headers
         self.bodies = bodies
+        self.upstream_key = upstream_key
+
+    def headers_for(self, *, stream: bool) -> dict[str, str]:
+        headers = dict(self.headers)
+        if self.upstream_key is not None:
+            name, prefix = self.upstream_key
+            headers[name] = prefix + (STREAM_KEY if stream else PLAIN_KEY)
+        return headers
 
     def raw(self, *, stream: bool) -> bytes:
-        headers = {"Content-Type": "application/json", **self.headers}
-        if self.name == "direct":
-            headers["Authorization"] = f"Bearer {STREAM_KEY if stream else PLAIN_KEY}"
+        headers = {"Content-Type": "application/json", **self.headers_for(stream=stream)}
         return loadgen.build_request("127.0.0.1", self.port, self.path, self.bodies[stream], headers)
 
     def wrk_headers(self, *, stream: bool) -> str:
-        headers = dict(self.headers)
-        if self.name == "direct":
-            headers["Authorization"] = f"Bearer {STREAM_KEY if stream else PLAIN_KEY}"
-        return "".join(f"{name}: {value}\n" for name, value in headers.items())
+        return "".join(f"{name}: {value}\n" for name, value in self.headers_for(stream=stream).items())

@@ -3,6 +3,8 @@
 import argparse
 from typing import Any
 
+from fixtures import DOOR, LOOPGATE
+
 TARGETS = {
     "added_p50_ms": 0.5,
     "added_p99_ms": 1.0,
@@ -80,10 +82,15 @@ def summarize(r: dict[str, Any], args: argparse.Namespace) -> tuple[list[list[st
             f"{lg['cpu_us_per_request']:.0f} us ({lg['cpu_user_us_per_request']:.0f} user)",
         )
 
+    if f"c1_plain_{DOOR}" in p:
+        rows.extend(door_rows(p, args))
+
     loopgate_runs = [v for v in p.values() if "logs_gained" in v]
     bad = sum(v["non_2xx"] + v["socket_errors"] for v in loopgate_runs)
     for name, phase in p.items():
-        if name.startswith(("c1_", "exact_")):
+        if name.startswith("exact_") or (
+            name.startswith("c1_") and name.endswith((f"_{LOOPGATE}", f"_{DOOR}"))
+        ):
             bad += sum(n for status, n in phase["statuses"].items() if int(status) != 200)
     add("errors through loopgate (all runs)", through=str(bad), target="0")
     judge("errors", bad, bad == 0)
@@ -139,6 +146,33 @@ def summarize(r: dict[str, Any], args: argparse.Namespace) -> tuple[list[list[st
     return rows, verdicts
 
 
+def door_rows(p: dict[str, Any], args: argparse.Namespace) -> list[list[str]]:
+    """The same calls through loopgate's OpenAI-compatible door (POST /v1/chat/completions)."""
+    rows = []
+    for kind, key, title in (
+        ("plain", "p50_ms", "OpenAI door: latency p50, c=1"),
+        ("plain", "p99_ms", "OpenAI door: latency p99, c=1"),
+        ("stream", "ttft_p50_ms", "OpenAI door: stream TTFT p50, c=1"),
+    ):
+        d, door = p[f"c1_{kind}_direct"], p[f"c1_{kind}_{DOOR}"]
+        rows.append(
+            [title, f"{d[key]:.3f} ms", f"{door[key]:.3f} ms", f"+{door[key] - d[key]:.3f} ms", "", ""]
+        )
+    for kind, concurrency in (("plain", 32), ("stream", args.stream_concurrency)):
+        d, door = p[f"wrk_c{concurrency}_{kind}_direct"], p[f"wrk_c{concurrency}_{kind}_{DOOR}"]
+        rows.append(
+            [
+                f"OpenAI door: {'stream ' if kind == 'stream' else ''}requests/s, c={concurrency}",
+                f"{d['rps']:,.0f}",
+                f"{door['rps']:,.0f} ({door['cpu_us_per_request']:.0f} us CPU each)",
+                f"x{door['rps'] / d['rps']:.4f}",
+                "",
+                "",
+            ]
+        )
+    return rows
+
+
 def peer_header(r: dict[str, Any]) -> list[str]:
     name = r["peer"]["name"]
     return ["metric", "direct (nginx)", f"through {name}", "through loopgate", f"loopgate vs {name}"]
@@ -184,6 +218,29 @@ def peer_rows(r: dict[str, Any], args: argparse.Namespace) -> list[list[str]]:
                 f"{peer['cpu_us_per_request']:.0f} us",
                 f"{lg['cpu_us_per_request']:.0f} us",
                 f"{peer['cpu_us_per_request'] / lg['cpu_us_per_request']:.1f}x less CPU",
+            ]
+        )
+    if f"c1_plain_{DOOR}" in p:
+        # Like for like: the peer and loopgate's OpenAI-compatible door take the same OpenAI request.
+        d, peer, door = (p[f"c1_plain_{side}"] for side in ("direct", name, DOOR))
+        peer_added, door_added = peer["p50_ms"] - d["p50_ms"], door["p50_ms"] - d["p50_ms"]
+        rows.append(
+            [
+                "added latency p50, c=1, OpenAI door",
+                f"{d['p50_ms']:.3f} ms",
+                f"+{peer_added:.3f} ms",
+                f"+{door_added:.3f} ms",
+                f"{peer_added / door_added:.1f}x less added" if door_added > 0 else "",
+            ]
+        )
+        d, peer, door = (p[f"wrk_c32_plain_{side}"] for side in ("direct", name, DOOR))
+        rows.append(
+            [
+                "requests/s, c=32, OpenAI door",
+                f"{d['rps']:,.0f}",
+                f"{peer['rps']:,.0f}",
+                f"{door['rps']:,.0f}",
+                f"x{door['rps'] / peer['rps']:.1f}" if peer["rps"] else "",
             ]
         )
     ready = [f"{r['peer']['ready_s']:.2f} s", f"{r['ready']['first_chat_s']:.2f} s"]

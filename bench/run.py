@@ -42,7 +42,16 @@ from typing import Any
 import loadgen
 import procs
 import report
-from fixtures import ECHO_MODULE, Target, direct_body, loopgate_body, nginx_config
+from fixtures import (
+    DOOR,
+    ECHO_MODULE,
+    LOOPGATE,
+    Target,
+    direct_body,
+    door_body,
+    loopgate_body,
+    nginx_config,
+)
 from peers import PEERS
 
 BENCH = Path(__file__).resolve().parent
@@ -89,7 +98,7 @@ class Bench:
 
     def pids_of(self, target: Target) -> list[int]:
         """The processes whose CPU a run against ``target`` charges: the gateway's, or nginx's."""
-        if target.name == "loopgate":
+        if target.name in (LOOPGATE, DOOR):
             return self.loopgate_pids()
         if self.peer is not None and target.name == self.peer.name:
             return self.peer.pids()
@@ -209,7 +218,7 @@ class Bench:
             stats = loadgen.run_sync("127.0.0.1", target.port, raw, count=count, concurrency=1, sse=stream)
             cpu_used = sum(procs.cpu_seconds(watched)) - cpu_before
             total = self.args.c1_warmup + count
-            if target.name == "loopgate":
+            if target.name in (LOOPGATE, DOOR):
                 self.loopgate_served += total
             phase: dict[str, Any] = {
                 "requests": stats.requests,
@@ -253,7 +262,7 @@ class Bench:
             f"http://127.0.0.1:{target.port}{target.path}",
         ]
         env = dict(os.environ, BENCH_BODY=str(body_file), BENCH_HEADERS=str(headers_file))
-        is_loopgate = target.name == "loopgate"
+        is_loopgate = target.name in (LOOPGATE, DOOR)
         logs_before = self.settled_log_count() if is_loopgate else 0
         watched = self.pids_of(target)
         cpu_before = procs.cpu_seconds(watched)
@@ -412,6 +421,17 @@ class Bench:
                 f"summary: .venv/bin/python bench/profile_summary.py {destination.relative_to(ROOT)}"
             )
 
+    def measure_door(self, door: Target) -> None:
+        """c=1 and c=32 through ``POST /v1/chat/completions``, logged exactly as /v4/chat logs."""
+        self.concurrency_one([door], stream=False)
+        self.concurrency_one([door], stream=True)
+        self.wrk(
+            door, concurrency=32, duration=self.args.duration, stream=False, label=f"wrk_c32_plain_{DOOR}"
+        )
+        streams = self.args.stream_concurrency
+        label = f"wrk_c{streams}_stream_{DOOR}"
+        self.wrk(door, concurrency=streams, duration=self.args.duration, stream=True, label=label)
+
     def measure_peer(self, direct: Target) -> None:
         """The same c=1 and wrk runs through the other gateway (loopgate idles meanwhile)."""
         assert self.peer is not None
@@ -494,9 +514,10 @@ class Bench:
                 False: direct_body(stream=False, system_chars=s),
                 True: direct_body(stream=True, system_chars=s),
             },
+            upstream_key=("Authorization", "Bearer "),
         )
         through = Target(
-            "loopgate",
+            LOOPGATE,
             self.loopgate_port,
             "/v4/chat",
             {"X-API-KEY": key},
@@ -506,6 +527,15 @@ class Bench:
             },
         )
         targets = [direct, through]
+        # The same calls through loopgate's OpenAI-compatible door: the format a peer gateway is driven in.
+        door = Target(
+            DOOR,
+            self.loopgate_port,
+            "/v1/chat/completions",
+            {"Authorization": f"Bearer {key}"},
+            {False: door_body(stream=False, system_chars=s), True: door_body(stream=True, system_chars=s)},
+            upstream_key=("X-Provider-Api-Key", ""),
+        )
 
         self.concurrency_one(targets, stream=False)
         self.concurrency_one(targets, stream=True)
@@ -521,6 +551,7 @@ class Bench:
             self.wrk(
                 target, concurrency=args.stream_concurrency, duration=args.duration, stream=True, label=label
             )
+        self.measure_door(door)
         self.exact_check(through, stream=False)
         self.exact_check(through, stream=True)
         self.soak(through)
