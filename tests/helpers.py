@@ -54,6 +54,19 @@ def log_row(database: Path | str, log_id: str) -> Any:
 
 MOCK_CONFIG = {"provider": "mock", "model": "mock-1"}
 
+# What the built-in mock provider answers: this, then the last user message.
+MOCK_REPLY = "This is a mock response to: "
+# A tool the provider tests offer: its OpenAI-wire form is {"type": "function", "function": WEATHER_TOOL}.
+WEATHER_TOOL: dict[str, Any] = {
+    "name": "get_weather",
+    "description": "Current weather in a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
 
 def log_body(project: str, **extra: Any) -> dict[str, Any]:
     """A POST /logs item with an inline mock model config (``config`` may be overridden)."""

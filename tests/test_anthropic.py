@@ -23,7 +23,7 @@ from loopgate.providers.base import GenerationCall
 from loopgate.store import content
 
 from .conftest import Server, fakellm_process, make_server
-from .helpers import db_rows, sse_events, unique
+from .helpers import WEATHER_TOOL, db_rows, sse_events, unique
 from .loopback import Loopback, Reply, running
 
 pytestmark = pytest.mark.e2e
@@ -31,15 +31,6 @@ pytestmark = pytest.mark.e2e
 KEY = "sk-ant-loopgate-test"
 MODEL = "claude-sonnet-4-5"
 STREAM_TEXT = "The quick brown fox jumps over the lazy dog."
-WEATHER_TOOL = {
-    "name": "get_weather",
-    "description": "Current weather in a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 WEATHER_ARGS = {"city": "Paris", "unit": "celsius"}
 
 

@@ -19,11 +19,10 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.helpers import chat_body, db_rows, unique
+from tests.helpers import MOCK_REPLY, chat_body, db_rows, unique
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
-MOCK_REPLY = "This is a mock response to: "
 TOOL = {
     "type": "function",
     "function": {

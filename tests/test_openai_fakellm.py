@@ -21,6 +21,7 @@ import pytest
 from loopgate import tokens
 
 from .conftest import Server, fakellm_process
+from .helpers import WEATHER_TOOL
 from .openai_e2e import (
     SECRET_KEY,
     assert_provider_error,
@@ -40,15 +41,6 @@ STREAM_TEXT = (
     "The quick brown fox jumps over the lazy dog."  # the `stream` rule; fakellm sends one word a chunk
 )
 WEATHER_ARGS = {"city": "Paris", "unit": "celsius"}
-WEATHER_TOOL = {
-    "name": "get_weather",
-    "description": "Current weather in a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 
 
 def fingerprint(body: dict[str, Any]) -> str:

@@ -21,24 +21,12 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import ROOT, Server, fakellm_process
-from tests.helpers import unique
+from tests.helpers import MOCK_REPLY, WEATHER_TOOL, unique
 from tests.openai_e2e import loopgates
 
 pytestmark = pytest.mark.e2e
 
-MOCK_REPLY = "This is a mock response to: "
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
+WEATHER = {"type": "function", "function": WEATHER_TOOL}
 
 
 _OPEN: list[OpenAI] = []

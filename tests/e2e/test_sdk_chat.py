@@ -17,12 +17,11 @@ import pytest
 
 from tests.conftest import Server
 from tests.e2e.sdk import result, run_scenarios
-from tests.helpers import db_rows
+from tests.helpers import MOCK_REPLY, db_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.backends("sqlite", "postgresql")]
 
 SCRIPT = Path(__file__).with_name("sdk_scenarios.py")
-MOCK_REPLY = "This is a mock response to: "
 LOG_ID = re.compile(r"^data_[A-Za-z0-9]{21}$")
 CONFIG_ID = re.compile(r"^(config|prv)_[A-Za-z0-9]+$")
 SESSION_ID = re.compile(r"^sesh_[A-Za-z0-9]+$")

@@ -19,10 +19,10 @@ import pytest
 
 from tests.conftest import ROOT, Server
 from tests.e2e.sdk import result, run_ts_scenarios, run_ts_source
+from tests.helpers import MOCK_REPLY
 
 pytestmark = pytest.mark.e2e
 
-MOCK_REPLY = "This is a mock response to: "
 LOG_ID = re.compile(r"^data_[A-Za-z0-9]{21}$")
 CONFIG_ID = re.compile(r"^(config|prv)_[A-Za-z0-9]+$")
 SESSION_ID = re.compile(r"^sesh_[A-Za-z0-9]+$")

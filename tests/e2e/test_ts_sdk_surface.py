@@ -17,10 +17,9 @@ import pytest
 
 from tests.conftest import Server
 from tests.e2e.sdk import result, run_ts_scenarios
+from tests.helpers import MOCK_REPLY
 
 pytestmark = pytest.mark.e2e
-
-MOCK_REPLY = "This is a mock response to: "
 
 
 @pytest.fixture(scope="module")
