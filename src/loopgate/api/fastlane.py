@@ -15,7 +15,13 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from loopgate.api.keys import authenticate
-from loopgate.api.responses import JSONBytes, error_response, internal_error_response, validation_response
+from loopgate.api.responses import (
+    JSONAnswer,
+    JSONBytes,
+    error_response,
+    internal_error_response,
+    validation_response,
+)
 from loopgate.api.sse import SSEResponse
 from loopgate.errors import LoopgateError, RequestTooLarge
 from loopgate.schemas.chat import ChatRequest
@@ -24,7 +30,6 @@ from loopgate.store.repository import Store
 
 _log = logging.getLogger("loopgate.api")
 PATH = "/v4/chat"
-_JSON = (b"content-type", b"application/json")
 
 
 async def respond(service: GenerationService, org_id: str, body: ChatRequest) -> Response:
@@ -57,10 +62,9 @@ class ChatFastLane:
             request = ChatRequest.model_validate_json(body)
             if not request.stream:
                 # The common case, sent without a Response object: two sends with prebuilt headers.
-                answer = orjson.dumps(await self._generation.chat(org_id, request))
-                headers = [(b"content-length", str(len(answer)).encode()), _JSON]
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
-                await send({"type": "http.response.body", "body": answer})
+                await JSONAnswer(orjson.dumps(await self._generation.chat(org_id, request)))(
+                    scope, receive, send
+                )
                 return
             response = await respond(self._generation, org_id, request)
         except LoopgateError as exc:

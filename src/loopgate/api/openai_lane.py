@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from loopgate.api.fastlane import TOO_LARGE, read_body
 from loopgate.api.keys import authenticate
-from loopgate.api.responses import JSONBytes
+from loopgate.api.responses import JSONAnswer, JSONBytes
 from loopgate.api.sse import SSEResponse
 from loopgate.errors import (
     AuthenticationError,
@@ -66,6 +66,7 @@ class OpenAIChatLane:
         body = await read_body(receive, self._max_body)
         if body is None:
             return  # the client left before its body arrived: nobody to answer
+        response: Response | JSONAnswer
         try:
             response = await self._respond(body, Headers(scope=scope))
         except LoopgateError as exc:
@@ -75,7 +76,7 @@ class OpenAIChatLane:
             response = openai_error(500, error_object("Internal server error", "server_error"))
         await response(scope, receive, send)
 
-    async def _respond(self, raw: bytes, headers: Headers) -> Response:
+    async def _respond(self, raw: bytes, headers: Headers) -> Response | JSONAnswer:
         if raw is TOO_LARGE:
             raise RequestTooLarge(self._max_body)
         org_id = await organization(self._store, headers)
@@ -92,11 +93,10 @@ class OpenAIChatLane:
         if body.stream:
             opened = await self._door.stream(org_id, body, context)
             response: Response = SSEResponse(opened.events)
-            pairs = _answer_headers(opened.log_ids, opened.session_id)
-            response.raw_headers += [(name.lower().encode(), value.encode()) for name, value in pairs]
+            response.raw_headers += _answer_headers(opened.log_ids, opened.session_id)
             return response
         answer = await self._door.complete(org_id, body, context)
-        return JSONBytes(answer.body, headers=dict(_answer_headers(answer.log_ids, answer.session_id)))
+        return JSONAnswer(orjson.dumps(answer.body), _answer_headers(answer.log_ids, answer.session_id))
 
 
 async def organization(store: Store, headers: Headers) -> str:
@@ -136,11 +136,12 @@ def _header(headers: Headers, name: str) -> str | None:
         return raw
 
 
-def _answer_headers(log_ids: list[str], session_id: str | None) -> list[tuple[str, str]]:
+def _answer_headers(log_ids: list[str], session_id: str | None) -> list[tuple[bytes, bytes]]:
+    """Where the answer's logs are (ASGI header pairs: lower-case names)."""
     pairs = [(LOG_IDS_HEADER, ",".join(log_ids))]
     if session_id is not None:
         pairs.append((SESSION_HEADER, session_id))
-    return pairs
+    return [(name.lower().encode(), value.encode()) for name, value in pairs]
 
 
 # -- errors in OpenAI's shape -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from loopgate.errors import LoopgateError, UpstreamStatusError
 
@@ -18,6 +19,24 @@ class JSONBytes(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+class JSONAnswer:
+    """A 200 JSON answer as two ASGI messages with prebuilt headers: what the hot routes send instead of a
+    Starlette ``Response``, whose header handling cost them a few percent of a request's CPU."""
+
+    __slots__ = ("body", "headers")
+
+    def __init__(self, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        self.body = body
+        self.headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE, *headers]
+
+    async def __call__(self, _scope: Scope, _receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 def error_response(exc: LoopgateError) -> Response:
