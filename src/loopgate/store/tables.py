@@ -7,6 +7,7 @@ that repeats across logs -- a system prompt, a shared history -- is stored once.
 """
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -133,6 +134,12 @@ logs = Table(
     Index("uq_logs_org_reference", "org_id", "reference_id", unique=True),
     Index("ix_logs_config_project", "config_id", "created_at", "project_id", "org_id", "id"),
     Index("ix_logs_created", "created_at"),
+    # Also outside this metadata (revision 0008), for the OTLP export's commit-ordered cursor
+    # (store/exports.py): on PostgreSQL the column ``export_xid`` (xid8, default pg_current_xact_id(): the
+    # inserting transaction) and its index; on SQLite the trigger ``logs_export_tail``, which lowers the
+    # cursors when the newest logs are deleted (their rowids would be handed out again). A migration that
+    # rebuilds ``logs`` on SQLite must create that trigger again, as it must the search triggers (0005).
+    # The writers insert every column named here, so a column with a default must stay out of it.
 )
 
 # Logs per (organization, project, config version), '' for a NULL project or config: the exact totals of
@@ -297,6 +304,26 @@ evaluation_results = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # Posting a result again for the same log and evaluator replaces it.
     UniqueConstraint("evaluation_id", "log_id", "evaluator_id", name="uq_evaluation_results_one"),
+)
+
+# Where each exporter of committed logs stands (one row per exporter; today only "otlp"), and which process
+# holds the right to export (a lease: one exporter across ``--workers N`` and servers sharing a database).
+export_cursors = Table(
+    "export_cursors",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    # The last exported log's place in commit order: its rowid on SQLite; on PostgreSQL its transaction id
+    # (logs.export_xid), with ``log_id`` ordering the logs of one transaction.
+    Column("position", BigInteger, nullable=False),
+    Column("log_id", ID, nullable=False),
+    # Bumped by the SQLite trigger when the newest logs are deleted: a batch read before that cannot move
+    # the cursor (rowids above the new newest log may be handed out again).
+    Column("generation", Integer, nullable=False),
+    Column("owner", String(255), nullable=True),
+    Column("lease_until", Float, nullable=False),  # unix seconds
+    Column("exported", BigInteger, nullable=False),  # spans the collector accepted, all time
+    Column("dropped", BigInteger, nullable=False),  # spans in batches the collector refused (4xx)
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 blobs = Table(

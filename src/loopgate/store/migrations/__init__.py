@@ -4,4 +4,4 @@
 tests/test_migrations.py checks it against alembic's own view.
 """
 
-HEAD = "0007"
+HEAD = "0008"
