@@ -66,6 +66,7 @@ class Collector:
 
     status: int = 200
     retry_after: str | None = None
+    port: int = 0  # a free one unless given (a test may start the collector where loopgate already points)
     received: list[Received] = field(default_factory=list)  # accepted (2xx) requests only
     refused: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -97,7 +98,7 @@ class Collector:
                 self.end_headers()
                 self.wfile.write(answer)
 
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.http.daemon_threads = True
         self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
         self.thread.start()

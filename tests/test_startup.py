@@ -76,16 +76,18 @@ def _start_with_build(server: Server, body: str, *args: str) -> None:
 
 def test_the_served_app_and_the_cli_do_not_import_fastapi_or_postgresql() -> None:
     """What uvicorn loads before it can answer: the CLI, uvicorn, and the app factory's module. On SQLite
-    (the default here) that leaves out the PostgreSQL dialect too, ~40 ms of imports."""
+    (the default here) that leaves out the PostgreSQL dialect too, ~40 ms of imports, and without an OTLP
+    endpoint the exporter."""
     code = (
         "import sys, loopgate.cli, uvicorn, loopgate.api.app as app\n"
         "app.create_app()\n"
         "late = ('fastapi', 'loopgate.ui', 'loopgate.api.routes', 'loopgate.api.fastapi_app',\n"
         "        'loopgate.api.openai_lane', 'loopgate.service.openai_compat',\n"
-        "        'sqlalchemy.dialects.postgresql', 'asyncpg')\n"
+        "        'sqlalchemy.dialects.postgresql', 'asyncpg',\n"
+        "        'loopgate.service.otlp', 'loopgate.store.exports')\n"
         "print(sorted(name for name in sys.modules if name == late[0] or name.startswith(late)))\n"
     )
-    env = {key: value for key, value in os.environ.items() if not key.startswith("LOOPGATE_")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("LOOPGATE_", "OTEL_"))}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 

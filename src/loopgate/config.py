@@ -42,14 +42,28 @@
 | LOOPGATE_MAX_REQUEST_BYTES | 33554432 | largest request body (32 MiB); a larger one is refused with 413 |
 | LOOPGATE_LOG_LEVEL | info | server log level |
 | LOOPGATE_ENVIRONMENTS | (none) | extra environments per organization, e.g. ``staging,development`` |
+| LOOPGATE_OTLP_ENDPOINT | (none: off) | OTLP/HTTP collector, ``http://HOST:4318``; posts to ``/v1/traces`` |
+| LOOPGATE_OTLP_TRACES_ENDPOINT | (none) | the whole traces URL, used as it is (instead of the above) |
+| LOOPGATE_OTLP_HEADERS | (none) | headers of every export, ``k=v,k2=v2`` (percent-decoded); never logged |
+| LOOPGATE_OTLP_SERVICE_NAME | loopgate | the spans' ``service.name`` |
+| LOOPGATE_OTLP_RESOURCE_ATTRIBUTES | (none) | more resource attributes, ``k=v,k2=v2`` |
+| LOOPGATE_OTLP_CAPTURE_CONTENT | false | also export messages and outputs (span events) |
+| LOOPGATE_OTLP_BATCH_SIZE | 512 | most spans per export request |
+| LOOPGATE_OTLP_TIMEOUT | 10 | seconds for one export request |
+
+Each LOOPGATE_OTLP_* variable that is unset falls back to its OpenTelemetry counterpart:
+``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`` (only when neither loopgate endpoint is set),
+``OTEL_EXPORTER_OTLP_[TRACES_]HEADERS``, ``OTEL_SERVICE_NAME`` (else ``service.name`` in
+``OTEL_RESOURCE_ATTRIBUTES``), ``OTEL_RESOURCE_ATTRIBUTES``.
 """
 
 import json
 import os
 import typing
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic.fields import FieldInfo
 
 from loopgate.schemas.common import ModelProviders
@@ -85,7 +99,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     def __init__(self, **values: Any) -> None:
-        super().__init__(**{**_from_environment(type(self).model_fields), **values})
+        fields = type(self).model_fields
+        super().__init__(**{**_otel_environment(), **_from_environment(fields), **values})
 
     database_url: str = "sqlite+aiosqlite:///./loopgate.db"
     # Per process: N workers hold up to N x (pool_size + max_overflow) connections. SQLite ignores both.
@@ -136,6 +151,51 @@ class Settings(BaseModel):
     # Comma-separated names; v4 has no endpoint that creates environments, so the server declares them.
     environments: str = ""
 
+    # OTLP export of every committed log (service/otlp_export.py); off while no endpoint is set.
+    otlp_endpoint: str | None = None
+    otlp_traces_endpoint: str | None = None
+    otlp_headers: str = ""  # may hold credentials: never logged, never echoed in an error
+    otlp_service_name: str | None = None
+    otlp_resource_attributes: str = ""
+    otlp_capture_content: bool = False
+    otlp_batch_size: int = Field(default=512, ge=1, le=8192)
+    otlp_timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("otlp_endpoint", "otlp_traces_endpoint")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not _is_http_url(url):
+            raise ValueError("must be an http:// or https:// URL")
+        return url or None
+
+    @field_validator("otlp_headers", "otlp_resource_attributes")
+    @classmethod
+    def _pairs(cls, raw: str) -> str:
+        _parse_pairs(raw)  # the message says what is wrong, never the value (headers hold credentials)
+        return raw
+
+    @property
+    def otlp_traces_url(self) -> str | None:
+        """Where spans are posted: the traces endpoint as given, else ``{endpoint}/v1/traces``; None when
+        export is off."""
+        if self.otlp_traces_endpoint:
+            return self.otlp_traces_endpoint
+        if self.otlp_endpoint:
+            return self.otlp_endpoint.rstrip("/") + "/v1/traces"
+        return None
+
+    @property
+    def otlp_header_map(self) -> dict[str, str]:
+        return _parse_pairs(self.otlp_headers)
+
+    @property
+    def otlp_resource(self) -> dict[str, str]:
+        return _parse_pairs(self.otlp_resource_attributes)
+
+    @property
+    def otlp_service(self) -> str:
+        return self.otlp_service_name or self.otlp_resource.get("service.name") or "loopgate"
+
     def timeouts(self, provider: str) -> tuple[float, float]:
         """``(connect, total)`` seconds for calls to ``provider``: its override, else the global default."""
         return (
@@ -169,4 +229,57 @@ def _from_environment(fields: dict[str, FieldInfo]) -> dict[str, Any]:
             values[name] = json.loads(raw)
         except ValueError as exc:
             raise InvalidEnvironment(f"{_PREFIX}{name.upper()} (setting {name}) is not valid JSON") from exc
+    return values
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _parse_pairs(raw: str) -> dict[str, str]:
+    """``k=v,k2=v2`` (the OTel form of headers and resource attributes): values percent-decoded, blanks
+    around entries ignored."""
+    pairs: dict[str, str] = {}
+    for position, entry in enumerate(raw.split(",")):
+        if not entry.strip():
+            continue
+        key, separator, item = entry.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"entry {position + 1} is not key=value")
+        pairs[key.strip()] = unquote(item.strip())
+    return pairs
+
+
+# LOOPGATE_OTLP_* field -> the standard OpenTelemetry variables it falls back to, in order.
+_OTEL_FALLBACKS = {
+    "otlp_headers": ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"),
+    "otlp_service_name": ("OTEL_SERVICE_NAME",),
+    "otlp_resource_attributes": ("OTEL_RESOURCE_ATTRIBUTES",),
+}
+
+
+def _otel_environment() -> dict[str, Any]:
+    """Values from the standard ``OTEL_*`` variables; the ``LOOPGATE_*`` ones, read after, replace them.
+    The endpoints come from OTEL_* only when neither loopgate endpoint is set, so that a generic
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT cannot override an explicit LOOPGATE_OTLP_ENDPOINT."""
+    environment = {name.upper(): raw for name, raw in os.environ.items()}
+    values: dict[str, Any] = {}
+    if not {"LOOPGATE_OTLP_ENDPOINT", "LOOPGATE_OTLP_TRACES_ENDPOINT"} & environment.keys():
+        for field, variable in (
+            ("otlp_traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            ("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ):
+            url = environment.get(variable)
+            if url:
+                if not _is_http_url(url):
+                    raise InvalidEnvironment(f"{variable} must be an http:// or https:// URL")
+                values[field] = url
+    for field, variables in _OTEL_FALLBACKS.items():
+        found = next((environment[v] for v in variables if environment.get(v)), None)
+        if found is not None:
+            values[field] = found
     return values

@@ -16,7 +16,9 @@ import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from loopgate import runtime
@@ -31,6 +33,9 @@ from loopgate.store.catalog import Catalog
 from loopgate.store.db import create_engine
 from loopgate.store.repository import Store
 from loopgate.store.writers import create_writer
+
+if TYPE_CHECKING:
+    from loopgate.service.otlp_export import OtlpExporter
 
 _log = logging.getLogger("loopgate")
 _HEALTH_PATH = "/healthz"
@@ -76,6 +81,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         total_timeout=settings.provider_timeout,
         timeouts=settings.timeouts,
     )
+    exporter = await _start_exporter(engine, settings)
     try:
         store = Store(engine, writer, cache_seconds=settings.auth_cache_seconds)
         catalog = Catalog.create(store, environments=settings.environment_names)
@@ -85,8 +91,22 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         yield Services(settings=settings, store=store, catalog=catalog, generation=generation)
     finally:
         await writer.stop()
+        if exporter is not None:  # after the writer: the last logs are committed, so they can be sent
+            await exporter.stop()
         await http.close()
         await engine.dispose()
+
+
+async def _start_exporter(engine: AsyncEngine, settings: Settings) -> "OtlpExporter | None":
+    """The OTLP exporter, only when an endpoint is configured: imported here, so a server without one
+    never loads it (tests/test_startup.py)."""
+    if settings.otlp_traces_url is None:
+        return None
+    from loopgate.service.otlp_export import OtlpExporter
+
+    exporter = OtlpExporter(engine, settings)
+    await exporter.start()
+    return exporter
 
 
 class LoopgateApp:
