@@ -49,6 +49,7 @@ _BASE_DELAY = 1.0
 _MAX_DELAY = 60.0  # longest wait between tries; a longer Retry-After is cut to it
 _SHUTDOWN_GRACE = 5.0
 _ERROR_PAUSE = 5.0  # after an unexpected failure (the database unreachable, say)
+_ENCODE_SLICE = 64  # spans built between two turns of the event loop
 
 
 class _Outcome(Enum):
@@ -130,7 +131,7 @@ class OtlpExporter:
                     return
                 await self._pause(_POLL)
                 continue
-            spans = self._spans(logs)
+            spans = await self._spans(logs)
             outcome, rejected = _Outcome.SENT, 0
             if spans:
                 body = otlp_spans.request_body(spans, self._resource)
@@ -148,11 +149,16 @@ class OtlpExporter:
             self._renewed = time.monotonic()
             cursor, limit = end, self._batch_size
 
-    def _spans(self, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _spans(self, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The batch's spans. A log that cannot be encoded (a bug, or a row no code path writes) is left
-        out with a warning and counted as dropped, rather than stopping export at that log for good."""
+        out with a warning and counted as dropped, rather than stopping export at that log for good.
+
+        A span takes 20-40 us to build, so a whole batch would hold the event loop for 10-20 ms, in front
+        of the requests this process serves: it yields every ``_ENCODE_SLICE`` spans."""
         spans = []
-        for log in logs:
+        for position, log in enumerate(logs):
+            if position and not position % _ENCODE_SLICE:
+                await asyncio.sleep(0)
             try:
                 spans.append(otlp_spans.span(log, capture_content=self._capture))
             except Exception:

@@ -19,6 +19,7 @@ JSON mapping (OTLP spec): ids as lowercase hex, times as unix nanoseconds in dec
 attribute values as decimal strings, enums as integers.
 """
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,7 @@ _ROLES = frozenset({"system", "user", "assistant", "tool"})
 _MAX_STATUS_MESSAGE = 1024
 
 
+@functools.lru_cache(maxsize=4096)  # a session's logs, and parents, come again and again
 def trace_id(key: str) -> str:
     return _digest("trace", key, 16)
 
@@ -65,15 +67,25 @@ def unix_nanos(moment: datetime) -> int:
 
 def value(item: Any) -> dict[str, Any]:
     """An AnyValue. Strings, booleans, integers and floats map to their kind, lists to arrays; anything
-    else (objects, None) to its JSON text."""
-    if isinstance(item, bool):
-        return {"boolValue": item}
-    if isinstance(item, int):
-        return {"intValue": str(item)}
-    if isinstance(item, float):
-        return {"doubleValue": item}
-    if isinstance(item, str):
+    else (objects, None) to its JSON text. By exact type first: a span has ~20 attributes, and this ran
+    through a chain of isinstance calls for each (a third of the encoding's time)."""
+    kind = type(item)
+    if kind is str:
         return {"stringValue": item}
+    if kind is int:
+        return {"intValue": str(item)}
+    if kind is float:
+        return {"doubleValue": item}
+    if kind is bool:
+        return {"boolValue": item}
+    if isinstance(item, bool):
+        return {"boolValue": bool(item)}
+    if isinstance(item, int):
+        return {"intValue": str(int(item))}
+    if isinstance(item, float):
+        return {"doubleValue": float(item)}
+    if isinstance(item, str):
+        return {"stringValue": str(item)}
     if isinstance(item, list):
         return {"arrayValue": {"values": [value(element) for element in item]}}
     return {"stringValue": _json(item)}
