@@ -10,7 +10,7 @@ from email.utils import format_datetime
 import pytest
 
 from loopgate import cli
-from loopgate.config import InvalidEnvironment, Settings
+from loopgate.config import Settings
 from loopgate.service import otlp_export
 
 
@@ -78,11 +78,22 @@ def test_bad_values_stop_the_start_without_echoing_them(
     assert "LOOPGATE_OTLP_HEADERS" in error and "not key=value" in error
     assert "supersecretvalue" not in error
 
-    monkeypatch.delenv("LOOPGATE_OTLP_ENDPOINT")
-    monkeypatch.delenv("LOOPGATE_OTLP_HEADERS")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc-collector:4317")
-    with pytest.raises(InvalidEnvironment, match="OTEL_EXPORTER_OTLP_ENDPOINT"):
-        Settings()
+
+def test_standard_endpoints_loopgate_cannot_use_are_ignored(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """They may be set for other programs: a warning, and no export, rather than a server that will not
+    start."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")
+    assert Settings().otlp_traces_url is None
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT is not an http(s) URL" in caplog.text
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    assert Settings().otlp_traces_url is None
+    assert "loopgate exports OTLP/HTTP only" in caplog.text
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")  # same port as http/json
+    assert Settings().otlp_traces_url == "http://collector:4317/v1/traces"
 
 
 def test_retry_after_and_partial_success() -> None:

@@ -52,12 +52,14 @@
 | LOOPGATE_OTLP_TIMEOUT | 10 | seconds for one export request |
 
 Each LOOPGATE_OTLP_* variable that is unset falls back to its OpenTelemetry counterpart:
-``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`` (only when neither loopgate endpoint is set),
+``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`` (only when neither loopgate endpoint is set; ignored with a
+warning when not an http(s) URL or when ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`` is ``grpc``),
 ``OTEL_EXPORTER_OTLP_[TRACES_]HEADERS``, ``OTEL_SERVICE_NAME`` (else ``service.name`` in
 ``OTEL_RESOURCE_ATTRIBUTES``), ``OTEL_RESOURCE_ATTRIBUTES``.
 """
 
 import json
+import logging
 import os
 import typing
 from typing import Annotated, Any, Literal
@@ -69,6 +71,7 @@ from pydantic.fields import FieldInfo
 from loopgate.schemas.common import ModelProviders
 
 _PREFIX = "LOOPGATE_"
+_log = logging.getLogger("loopgate.config")
 
 
 class DeclaredUpstream(BaseModel):
@@ -265,18 +268,35 @@ _OTEL_FALLBACKS = {
 def _otel_environment() -> dict[str, Any]:
     """Values from the standard ``OTEL_*`` variables; the ``LOOPGATE_*`` ones, read after, replace them.
     The endpoints come from OTEL_* only when neither loopgate endpoint is set, so that a generic
-    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT cannot override an explicit LOOPGATE_OTLP_ENDPOINT."""
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT cannot override an explicit LOOPGATE_OTLP_ENDPOINT.
+
+    An OTEL_* endpoint loopgate cannot use (not an http(s) URL, or meant for gRPC) is ignored with a
+    warning rather than stopping the server: the standard variables may be set for other programs. Bad
+    LOOPGATE_* values do stop it (they are meant for loopgate)."""
     environment = {name.upper(): raw for name, raw in os.environ.items()}
     values: dict[str, Any] = {}
     if not {"LOOPGATE_OTLP_ENDPOINT", "LOOPGATE_OTLP_TRACES_ENDPOINT"} & environment.keys():
-        for field, variable in (
-            ("otlp_traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-            ("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        for field, variable, protocol in (
+            (
+                "otlp_traces_endpoint",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            ),
+            ("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"),
         ):
             url = environment.get(variable)
-            if url:
-                if not _is_http_url(url):
-                    raise InvalidEnvironment(f"{variable} must be an http:// or https:// URL")
+            if not url:
+                continue
+            if not _is_http_url(url):
+                _log.warning("%s is not an http(s) URL: OTLP export ignores it", variable)
+            elif (environment.get(protocol) or environment.get("OTEL_EXPORTER_OTLP_PROTOCOL")) == "grpc":
+                _log.warning(
+                    "%s is for gRPC (%s=grpc); loopgate exports OTLP/HTTP only: set LOOPGATE_OTLP_ENDPOINT "
+                    "to the collector's HTTP port (4318) to export",
+                    variable,
+                    protocol,
+                )
+            else:
                 values[field] = url
     for field, variables in _OTEL_FALLBACKS.items():
         found = next((environment[v] for v in variables if environment.get(v)), None)
