@@ -170,6 +170,30 @@ def test_an_outage_loses_nothing_and_a_restart_resumes_from_the_cursor(tmp_path:
     assert cursor[2] is None  # the lease was given up at shutdown
 
 
+def test_after_a_crash_the_restarted_server_resumes_without_waiting_out_the_lease(
+    tmp_path: Path, collector: Collector
+) -> None:
+    """kill -9 leaves the lease held by a process that is gone; the new process, on the same host, sees
+    that and takes it at once instead of after its 30 s."""
+    collector.status, collector.retry_after = 503, "1"
+    server = _exporting(tmp_path, collector.endpoint)
+    server.start()
+    try:
+        with server.client() as client:
+            log_ids = [_chat(client, unique("crash"), f"m{i}")["data"][0]["id"] for i in range(3)]
+        _wait_for(lambda: collector.refused > 0, what="a refused try")
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait()
+        (owner,) = db_rows(server.database, "SELECT owner FROM export_cursors")[0]
+        assert owner is not None and f":{server.process.pid}:" in owner
+        collector.status = 200
+        server.start()
+        _wait_for(lambda: set(log_ids) <= _by_log_id(collector).keys(), timeout=15)
+    finally:
+        server.stop()
+
+
 def test_a_refused_batch_is_dropped_and_export_goes_on(tmp_path: Path, collector: Collector) -> None:
     collector.status = 400
     server = _exporting(tmp_path, collector.endpoint, LOOPGATE_OTLP_HEADERS="api-key=collector-secret")
