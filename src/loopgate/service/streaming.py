@@ -10,9 +10,10 @@ v4 events are one line ``data: {json}`` whose ``data`` holds exactly one sample 
 as the SDK's parser requires. Samples interleave when ``num_samples > 1``. The final event of each sample
 (``finish_reason`` set, full ``output_message``) is sent only after the logs are committed.
 
-Events are pure ASCII: every non-ASCII character is sent as its JSON ``\\uXXXX`` escape. TypeScript SDK 0.5.x
-decodes each network read on its own (a ``TextDecoder`` without ``stream: true``), so a character whose
-UTF-8 bytes straddle two reads reached the user as U+FFFD; an ASCII byte stream can be split anywhere.
+Events are pure ASCII: every non-ASCII character is sent as its JSON ``\\u`` escape (four hex digits).
+TypeScript SDK 0.5.x decodes each network read on its own (a ``TextDecoder`` without ``stream: true``), so
+a character whose UTF-8 bytes straddle two reads reached the user as U+FFFD; an ASCII byte stream can be
+split anywhere.
 """
 
 import re
