@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 SDK_VENV := .venv-sdk
+SDK_0518_VENV := .venv-sdk-0518
 FAKELLM_VENV := .venv-fakellm
 BIN := $(VENV)/bin
 
@@ -17,6 +18,12 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 $(SDK_VENV)/.installed: tests/sdk-constraints.txt
 	$(PYTHON) -m venv $(SDK_VENV)
 	$(SDK_VENV)/bin/pip install -q -c tests/sdk-constraints.txt humanloop==0.7.35
+	touch $@
+
+# The older SDK 0.5.18, still in many lockfiles, pins its own (urllib3<2) and cannot share .venv-sdk.
+$(SDK_0518_VENV)/.installed: tests/sdk-0518-constraints.txt
+	$(PYTHON) -m venv $(SDK_0518_VENV)
+	$(SDK_0518_VENV)/bin/pip install -q -c tests/sdk-0518-constraints.txt humanloop==0.5.18
 	touch $@
 
 # The official TypeScript SDK (humanloop 0.5.36, the v4 era) and its dependencies, exactly as locked; run by node.
@@ -55,11 +62,11 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-test: $(BIN)/.installed $(SDK_VENV)/.installed $(TS_SDK)/node_modules/.installed $(FAKELLM_VENV)/.installed $(CHROMIUM) lint typecheck
+test: $(BIN)/.installed $(SDK_VENV)/.installed $(SDK_0518_VENV)/.installed $(TS_SDK)/node_modules/.installed $(FAKELLM_VENV)/.installed $(CHROMIUM) lint typecheck
 	$(BIN)/pytest
 
 bench: compile
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(SDK_VENV) $(FAKELLM_VENV) .venv-peer-* $(TS_SDK)/node_modules
+	rm -rf $(VENV) $(SDK_VENV) $(SDK_0518_VENV) $(FAKELLM_VENV) .venv-peer-* $(TS_SDK)/node_modules

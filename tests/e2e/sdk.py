@@ -1,7 +1,8 @@
 """Running the official SDKs' scenario scripts from pytest.
 
 Python SDK 0.7.35 (tests/e2e/sdk_*scenarios.py) lives in its own virtual environment (.venv-sdk: it pins
-old dependencies); TypeScript SDK 0.5.36 (tests/e2e/ts/*_scenarios.mjs) in tests/e2e/ts/node_modules, run
+old dependencies), the older 0.5.18 (tests/e2e/sdk_0518_scenarios.py) in another (.venv-sdk-0518: its pins
+clash with 0.7.35's); TypeScript SDK 0.5.36 (tests/e2e/ts/*_scenarios.mjs) in tests/e2e/ts/node_modules, run
 by node. Either way each script runs as a subprocess against a running server and prints one JSON object of
 results, ``{scenario: {"ok": true, "result": ...}}``; the tests assert on those values.
 """
@@ -21,6 +22,7 @@ import pytest
 from tests.conftest import ROOT, Server
 
 SDK_PYTHON = ROOT / ".venv-sdk" / "bin" / "python"
+SDK_0518_PYTHON = ROOT / ".venv-sdk-0518" / "bin" / "python"
 TS_SDK = ROOT / "tests" / "e2e" / "ts"
 TS_INSTALLED = TS_SDK / "node_modules" / ".installed"  # the Makefile's stamp after `npm ci`
 
@@ -32,10 +34,12 @@ def _run(command: list[str], **options: Any) -> dict[str, Any]:
     return results
 
 
-def run_scenarios(script: Path, server: Server, *names: str) -> dict[str, Any]:
-    if not SDK_PYTHON.exists():
-        pytest.skip(f"the SDK environment is missing: run `make .venv-sdk/.installed` ({SDK_PYTHON})")
-    command = [str(SDK_PYTHON), str(script), "--host", server.url, "--api-key", server.api_key]
+def run_scenarios(script: Path, server: Server, *names: str, python: Path = SDK_PYTHON) -> dict[str, Any]:
+    """Runs a scenario script with ``python`` (an SDK environment's interpreter, 0.7.35's by default)."""
+    if not python.exists():
+        venv = python.parent.parent.relative_to(ROOT)
+        pytest.skip(f"the SDK environment is missing: run `make {venv}/.installed` ({python})")
+    command = [str(python), str(script), "--host", server.url, "--api-key", server.api_key]
     return _run([*command, "--tag", uuid.uuid4().hex[:10], *names])
 
 
