@@ -273,3 +273,26 @@ def test_missing_key(servers: dict[str, Server]) -> None:
         result = http.post("/chat", json=body("hello"))
     assert result.status_code == 400
     assert "LOOPGATE_REPLICATE_API_KEY" in result.json()["detail"]["message"]
+
+
+def test_the_openai_doors_provider_key_reaches_replicate(
+    servers: dict[str, Server], upstream: FakeReplicate
+) -> None:
+    """A v4 request cannot carry a Replicate key; the OpenAI-compatible door can (X-Provider-Api-Key), and
+    on a server without one of its own that key is the one sent, for that call only."""
+    server = servers["keyless"]
+    marker = upstream.script(Plan({"status": "succeeded", "output": ["Hi", "!"]}))
+    body = {"model": f"replicate/{MODEL}", "messages": [{"role": "user", "content": f"hi {marker}"}]}
+    with httpx.Client(base_url=server.base, timeout=30) as http:
+        headers = {"authorization": f"Bearer {server.api_key}"}
+        missing = http.post("/v1/chat/completions", json=body, headers=headers)
+        assert missing.status_code == 400 and missing.json()["error"]["code"] == "missing_provider_key"
+        assert "X-Provider-Api-Key" in missing.json()["error"]["message"]
+        assert "LOOPGATE_REPLICATE_API_KEY" in missing.json()["error"]["message"]
+        answered = http.post(
+            "/v1/chat/completions", json=body, headers={**headers, "x-provider-api-key": "r8_own"}
+        )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["choices"][0]["message"]["content"] == "Hi!"
+    [call] = upstream.received[marker]
+    assert call.headers["authorization"] == "Bearer r8_own"

@@ -19,7 +19,6 @@ from typing import Any
 
 from loopgate.errors import (
     ProviderError,
-    ProviderKeyMissing,
     UpstreamConnectionError,
     UpstreamStatusError,
     UpstreamTimeout,
@@ -38,7 +37,7 @@ from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.http_client import ClientError
 from loopgate.providers.retry import NO_RETRY, RetryPolicy
 from loopgate.providers.streams import merge, total_usage
-from loopgate.providers.wire import Upstream, error_message, parse_object, status_error
+from loopgate.providers.wire import Upstream, error_message, missing_key, parse_object, status_error
 
 _FINAL = ("succeeded", "failed", "canceled")
 
@@ -97,20 +96,18 @@ class ReplicatePredictionsAdapter:
             return f"{self._base}/v1/predictions", {"version": version, **body}
         return f"{self._base}/v1/models/{model}/predictions", body
 
-    def _headers(self) -> dict[str, str]:
-        if not self._default_api_key:
-            raise ProviderKeyMissing(
-                f"No API key for provider '{self.name}': the v4 request has no "
-                f"provider_api_keys.{self.name}, so set {self._key_variable} on the server "
-                "(then restart `loopgate serve`).",
-                origin=self.display_name,
-            )
-        return {"Authorization": f"Bearer {self._default_api_key}", "Content-Type": "application/json"}
+    def _headers(self, call: GenerationCall) -> dict[str, str]:
+        # A v4 request cannot carry a Replicate key (provider_api_keys has no member for it), but the
+        # OpenAI-compatible door can, in X-Provider-Api-Key: that call's key wins over the server's.
+        key = call.api_key or self._default_api_key
+        if not key:
+            raise missing_key(self.name, self.display_name, None, self._key_variable)
+        return {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
     # -- plain calls --------------------------------------------------------------------------------------
 
     async def generate(self, call: GenerationCall) -> ProviderResult:
-        headers = {**self._headers(), "Prefer": "wait"}
+        headers = {**self._headers(call), "Prefer": "wait"}
         url, request = self.build_request(call, stream=False)
         responses = list(
             await asyncio.gather(*(self._predict(url, request, headers) for _ in range(max(call.n, 1))))
@@ -171,7 +168,7 @@ class ReplicatePredictionsAdapter:
     # -- streams ------------------------------------------------------------------------------------------
 
     async def stream(self, call: GenerationCall) -> AsyncGenerator[StreamEvent, None]:
-        headers = self._headers()
+        headers = self._headers(call)
         url, request = self.build_request(call, stream=True)
         assemblies = [_StreamAssembly(index) for index in range(max(call.n, 1))]
         merged = merge([self._stream_one(url, request, headers, assembly) for assembly in assemblies])
