@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import Server
 from tests.e2e.sdk import result, run_scenarios
-from tests.e2e.test_sdk_chat import MOCK_REPLY
+from tests.helpers import MOCK_REPLY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.backends("sqlite", "postgresql")]
 

@@ -13,7 +13,8 @@ import pytest
 
 from tests.conftest import Server
 from tests.e2e.sdk import result, run_scenarios
-from tests.e2e.test_sdk_chat import CONFIG_ID, LOG_ID, MOCK_REPLY, SESSION_ID, log_rows
+from tests.e2e.test_sdk_chat import CONFIG_ID, LOG_ID, SESSION_ID, log_rows
+from tests.helpers import MOCK_REPLY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.backends("sqlite", "postgresql")]
 
