@@ -392,6 +392,41 @@ def test_a_provider_without_a_key_says_where_one_goes(door: httpx.Client) -> Non
     assert "X-Provider-Api-Key" in found["message"] and "LOOPGATE_OPENAI_API_KEY" in found["message"]
 
 
+@pytest.mark.parametrize(
+    ("model", "key", "named", "unnamed"),
+    [
+        # No key and no endpoint: the endpoint can only come from the server, the key from either.
+        (
+            "openai_azure/my-deployment",
+            None,
+            ["LOOPGATE_OPENAI_AZURE_ENDPOINT", "X-Provider-Api-Key", "LOOPGATE_OPENAI_AZURE_API_KEY"],
+            ["provider_api_keys"],
+        ),
+        # A key in the header: only the endpoint is missing, and no header can carry it.
+        (
+            "openai_azure/my-deployment",
+            "azure-key-in-header",
+            ["LOOPGATE_OPENAI_AZURE_ENDPOINT"],
+            ["provider_api_keys", "X-Provider-Api-Key", "azure-key-in-header"],
+        ),
+        (
+            "bedrock/anthropic.claude-3-haiku",
+            None,
+            ["X-Provider-Api-Key", "ACCESS_KEY_ID:SECRET_ACCESS_KEY", "LOOPGATE_BEDROCK_ACCESS_KEY_ID"],
+            ["provider_api_keys"],
+        ),
+    ],
+)
+def test_azure_and_bedrock_say_where_their_credentials_go_through_the_door(
+    door: httpx.Client, model: str, key: str | None, named: list[str], unnamed: list[str]
+) -> None:
+    headers = {"X-Provider-Api-Key": key} if key else {}
+    found = error(post(door, completion(model=model), **headers), 400)
+    assert found["code"] == "missing_provider_key"
+    assert all(name in found["message"] for name in named), found["message"]
+    assert not any(name in found["message"] for name in unnamed), found["message"]
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_upstream_statuses_pass_through_and_the_failure_is_logged(
     door: httpx.Client, client: httpx.Client, stream: bool

@@ -112,14 +112,28 @@ class ProviderError(LoopgateError):
 
 class ProviderKeyMissing(ProviderError):
     """``provider`` and ``variable`` name the provider and the server variable that holds its key, so each
-    door can say where a key goes in its own terms (v4's ``provider_api_keys``, the OpenAI door's header)."""
+    door can say where a key goes in its own terms (v4's ``provider_api_keys``, the OpenAI door's header).
+    ``variable`` is empty when the key is there but something else is missing; ``key_format`` is the form
+    a key takes when it is more than one string (Bedrock's ``ACCESS_KEY_ID:SECRET``); ``server_only``
+    names settings that no request can supply through that door (Azure's endpoint, for the OpenAI door)."""
 
     status_code = 400
 
-    def __init__(self, message: str, *, origin: str, provider: str = "", variable: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        origin: str,
+        provider: str = "",
+        variable: str = "",
+        key_format: str = "",
+        server_only: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message, origin=origin)
         self.provider = provider
         self.variable = variable
+        self.key_format = key_format
+        self.server_only = server_only
 
 
 class UpstreamStatusError(ProviderError):

@@ -172,14 +172,24 @@ def error_response(exc: LoopgateError) -> Response:
 
 def _provider_error_response(exc: ProviderError) -> Response:
     if isinstance(exc, ProviderKeyMissing) and exc.provider:
-        message = (
-            f"No API key for provider '{exc.provider}': send one in the {PROVIDER_KEY_HEADER} header, "
-            f"or set {exc.variable} on the server (then restart `loopgate serve`)"
-        )
+        message = _missing_key_message(exc)
         return openai_error(400, error_object(message, "invalid_request_error", None, "missing_provider_key"))
     # The upstream's Retry-After (and request id) reach the client, so it can back off as told.
     headers = exc.headers if isinstance(exc, UpstreamStatusError) else None
     return openai_error(exc.status_code, provider_error(exc), headers)
+
+
+def _missing_key_message(exc: ProviderKeyMissing) -> str:
+    """Where the door's client can put what is missing: a key in the header, the rest on the server."""
+    form = f" as {exc.key_format}" if exc.key_format else ""
+    key = f"send one in the {PROVIDER_KEY_HEADER} header{form}, or set {exc.variable} on the server"
+    restart = "(then restart `loopgate serve`)"
+    if not exc.server_only:
+        return f"No API key for provider '{exc.provider}': {key} {restart}"
+    needs = f"{' and '.join(exc.server_only)} set on the server"
+    if exc.variable:
+        needs += f", and a key: {key}"
+    return f"Provider '{exc.provider}' needs {needs} {restart}"
 
 
 def validation_response(errors: Sequence[Any], body: Any) -> Response:

@@ -125,6 +125,9 @@ class BedrockConverseAdapter:
                 "ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN] in the request, or set "
                 "LOOPGATE_BEDROCK_ACCESS_KEY_ID and LOOPGATE_BEDROCK_SECRET_ACCESS_KEY on the server.",
                 origin=self.display_name,
+                provider=self.name,
+                variable="LOOPGATE_BEDROCK_ACCESS_KEY_ID and LOOPGATE_BEDROCK_SECRET_ACCESS_KEY",
+                key_format="ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]",
             )
         return found
 

@@ -64,6 +64,9 @@ class AzureOpenAIAdapter(OpenAIChatAdapter):
                 f"Provider 'openai_azure' needs {missing}: pass them in the request's provider_api_keys, "
                 f"or set the variables on the server (then restart `loopgate serve`).",
                 origin=self.display_name,
+                provider="openai_azure",
+                variable="" if key else KEY_VARIABLE,
+                server_only=() if endpoint else (ENDPOINT_VARIABLE,),
             )
         url = (
             f"{endpoint.rstrip('/')}/openai/deployments/{quote(call.model, safe='')}/chat/completions"
