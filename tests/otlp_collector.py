@@ -1,5 +1,6 @@
 """A tiny OTLP/HTTP collector on 127.0.0.1 for the export tests: it records every ``POST /v1/traces`` body
-and answers 200, or whatever status the test sets (503 for an outage, 400 for a refusal).
+and answers 200, or whatever status the test sets (503 for an outage, 400 for a refusal). A body sent with
+``Content-Encoding: gzip`` is recorded decompressed, with the size it had on the wire.
 
 ``parse`` reads a body as a collector does: OTLP's JSON differs from protobuf's standard JSON mapping in
 one way -- trace and span ids are hex, not base64 -- so the ids are checked and converted, then the whole
@@ -9,6 +10,7 @@ document goes through ``json_format.Parse`` into ``ExportTraceServiceRequest`` (
 from __future__ import annotations
 
 import base64
+import gzip
 import re
 import threading
 from dataclasses import dataclass, field
@@ -48,6 +50,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    wire_size: int
 
     @property
     def spans(self) -> list[dict[str, Any]]:
@@ -81,12 +84,14 @@ class Collector:
                 pass
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                sent = self.rfile.read(int(self.headers["Content-Length"]))
+                gzipped = self.headers.get("Content-Encoding", "").lower() == "gzip"
+                body = gzip.decompress(sent) if gzipped else sent
                 with collector.lock:
                     status = collector.status
                     if 200 <= status < 300:
                         headers = {k.lower(): v for k, v in self.headers.items()}
-                        collector.received.append(Received(self.path, headers, body))
+                        collector.received.append(Received(self.path, headers, body, len(sent)))
                     else:
                         collector.refused += 1
                 answer = b"{}" if 200 <= status < 300 else b'{"code": 14, "message": "unavailable"}'

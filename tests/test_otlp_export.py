@@ -130,6 +130,24 @@ def test_content_is_exported_when_asked(tmp_path: Path, collector: Collector) ->
     assert _attributes(events[0])["content"] == "what is the secret word?"
 
 
+def test_gzip_bodies_when_asked(tmp_path: Path, collector: Collector) -> None:
+    env = {"LOOPGATE_OTLP_COMPRESSION": "gzip", "LOOPGATE_OTLP_CAPTURE_CONTENT": "true"}
+    server = _exporting(tmp_path, collector.endpoint, **env)
+    server.start()
+    try:
+        with server.client() as client:
+            ids = [_chat(client, unique("gzip"), f"question {n} " * 40)["data"][0]["id"] for n in range(20)]
+        _wait_for(lambda: set(ids) <= _by_log_id(collector).keys())
+    finally:
+        server.stop()
+    assert all(request.headers["content-encoding"] == "gzip" for request in collector.received)
+    assert all(request.wire_size < len(request.body) / 2 for request in collector.received)
+    assert (
+        sum(len(parse(request.body).resource_spans[0].scope_spans[0].spans) for request in collector.received)
+        >= 20
+    )
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_an_outage_loses_nothing_and_a_restart_resumes_from_the_cursor(tmp_path: Path, backend: str) -> None:
     port = free_port()

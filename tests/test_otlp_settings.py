@@ -113,3 +113,22 @@ def test_retry_after_and_partial_success() -> None:
 def test_urls_are_logged_without_credentials() -> None:
     shown = otlp_export._shown("https://user:pw@collector.example:4318/v1/traces?token=abc")
     assert shown == "https://collector.example:4318/v1/traces"
+
+
+def test_compression_from_either_variable(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert Settings().otlp_compression == "none"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+    assert Settings().otlp_compression == "gzip"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none")  # the traces one comes first
+    assert Settings().otlp_compression == "none"
+    monkeypatch.setenv("LOOPGATE_OTLP_COMPRESSION", "gzip")  # and loopgate's before both
+    assert Settings().otlp_compression == "gzip"
+
+    monkeypatch.delenv("LOOPGATE_OTLP_COMPRESSION")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd")  # for other programs: ignored
+    assert Settings().otlp_compression == "none"
+    assert "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION is neither gzip nor none" in caplog.text
+    monkeypatch.setenv("LOOPGATE_OTLP_COMPRESSION", "zstd")  # meant for loopgate: refused
+    assert cli.main(["migrate"]) == 2

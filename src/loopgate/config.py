@@ -50,12 +50,13 @@
 | LOOPGATE_OTLP_CAPTURE_CONTENT | false | also export messages and outputs (span events) |
 | LOOPGATE_OTLP_BATCH_SIZE | 512 | most spans per export request |
 | LOOPGATE_OTLP_TIMEOUT | 10 | seconds for one export request |
+| LOOPGATE_OTLP_COMPRESSION | none | ``gzip`` compresses each export request's body |
 
 Each LOOPGATE_OTLP_* variable that is unset falls back to its OpenTelemetry counterpart:
 ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`` (only when neither loopgate endpoint is set; ignored with a
 warning when not an http(s) URL or when ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`` is ``grpc``),
 ``OTEL_EXPORTER_OTLP_[TRACES_]HEADERS``, ``OTEL_SERVICE_NAME`` (else ``service.name`` in
-``OTEL_RESOURCE_ATTRIBUTES``), ``OTEL_RESOURCE_ATTRIBUTES``.
+``OTEL_RESOURCE_ATTRIBUTES``), ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION``.
 """
 
 import json
@@ -163,6 +164,7 @@ class Settings(BaseModel):
     otlp_capture_content: bool = False
     otlp_batch_size: int = Field(default=512, ge=1, le=8192)
     otlp_timeout: float = Field(default=10.0, gt=0)
+    otlp_compression: Literal["gzip", "none"] = "none"  # OTLP's own default is none
 
     @field_validator("otlp_endpoint", "otlp_traces_endpoint")
     @classmethod
@@ -302,4 +304,18 @@ def _otel_environment() -> dict[str, Any]:
         found = next((environment[v] for v in variables if environment.get(v)), None)
         if found is not None:
             values[field] = found
+    compression = next(
+        (
+            (variable, environment[variable])
+            for variable in ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION")
+            if environment.get(variable)
+        ),
+        None,
+    )
+    if compression is not None:
+        variable, value = compression
+        if value.strip().lower() in ("gzip", "none"):
+            values["otlp_compression"] = value.strip().lower()
+        else:
+            _log.warning("%s is neither gzip nor none: OTLP export ignores it", variable)
     return values
