@@ -6,6 +6,7 @@
     ├── ConflictError           409    a name that must be unique is taken (e.g. a project name)
     ├── RequestInvalid          422    input that passed the schema but not the semantics
     ├── RequestTooLarge         413    a request body over LOOPGATE_MAX_REQUEST_BYTES
+    ├── StorageUnavailable      503    the database could not commit a log (disk full, I/O error, gone)
     └── ProviderError           4xx/5xx  a model provider could not produce a generation
         ├── ProviderKeyMissing  400    no key for the provider in the request or the server configuration
         ├── UpstreamStatusError        the upstream answered with an error status (status kept)
@@ -80,6 +81,27 @@ class RequestTooLarge(LoopgateError):
             f"The request body is larger than {limit:,} bytes, the most this server accepts "
             "(LOOPGATE_MAX_REQUEST_BYTES)"
         )
+
+
+class StorageUnavailable(LoopgateError):
+    """A log could not be committed, so its generation is not returned: a 200 means "on disk", and an
+    answer whose log is lost would break that. Nothing of the request is stored; a retry can succeed once
+    the database takes writes again (space freed, the disk or the server back)."""
+
+    status_code = 503
+
+    @classmethod
+    def refused(cls, reason: str) -> "StorageUnavailable":
+        """The database refused a log's commit; ``reason`` is its own words ("database or disk is full")."""
+        return cls(
+            f"The log could not be stored ({reason}), so the generation is not returned. Nothing was saved "
+            "for this request; retry once the database can take writes again."
+        )
+
+    @classmethod
+    def database(cls, reason: str) -> "StorageUnavailable":
+        """Any other request the database could not complete."""
+        return cls(f"The database could not complete the request ({reason}); retry once it can again.")
 
 
 class ProviderError(LoopgateError):

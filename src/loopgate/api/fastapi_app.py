@@ -4,16 +4,24 @@ start-up, and forwards to it every request the fast lane does not answer. Its ro
 services through ``request.app.state``.
 """
 
+import sqlite3
+
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from loopgate import __version__
 from loopgate.api.app import Services
 from loopgate.api.auth import organization
-from loopgate.api.responses import JSONBytes, error_response, validation_response
+from loopgate.api.responses import (
+    JSONBytes,
+    error_response,
+    unexpected_error_response,
+    validation_response,
+)
 from loopgate.api.routes import (
     chat,
     datasets,
@@ -96,6 +104,13 @@ def install_error_handlers(app: FastAPI, *, max_request_bytes: int) -> None:
         assert isinstance(exc, RequestValidationError)
         return validation_response(exc.errors())
 
+    async def database_error(request: Request, exc: Exception) -> Response:
+        # Errors no route handles reach Starlette's generic 500 otherwise; a database that cannot take
+        # the request (a full disk) is a 503 that says why.
+        return unexpected_error_response(exc, f"{request.method} {request.url.path}")
+
     app.add_exception_handler(LoopgateError, loopgate_error)
+    app.add_exception_handler(DBAPIError, database_error)
+    app.add_exception_handler(sqlite3.OperationalError, database_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

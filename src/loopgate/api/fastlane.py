@@ -19,7 +19,7 @@ from loopgate.api.responses import (
     JSONAnswer,
     JSONBytes,
     error_response,
-    internal_error_response,
+    unexpected_error_response,
     validation_response,
 )
 from loopgate.api.sse import SSEResponse
@@ -71,9 +71,8 @@ class ChatFastLane:
             response = error_response(exc)
         except ValidationError as exc:
             response = validation_response(exc.errors(), loc_prefix=("body",))
-        except Exception:
-            _log.exception("unexpected error on POST %s", PATH)
-            response = internal_error_response()
+        except Exception as exc:
+            response = unexpected_error_response(exc, f"POST {PATH}")
         await response(scope, receive, send)
 
 

@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from loopgate.api.fastlane import TOO_LARGE, read_body
 from loopgate.api.keys import authenticate
-from loopgate.api.responses import JSONAnswer, JSONBytes
+from loopgate.api.responses import JSONAnswer, JSONBytes, storage_unavailable
 from loopgate.api.sse import SSEResponse
 from loopgate.errors import (
     AuthenticationError,
@@ -71,9 +71,13 @@ class OpenAIChatLane:
             response = await self._respond(body, Headers(scope=scope))
         except LoopgateError as exc:
             response = error_response(exc)
-        except Exception:
-            _log.exception("unexpected error on POST %s", PATH)
-            response = openai_error(500, error_object("Internal server error", "server_error"))
+        except Exception as exc:
+            failure = storage_unavailable(exc, f"POST {PATH}")
+            response = (
+                openai_error(500, error_object("Internal server error", "server_error"))
+                if failure is None
+                else error_response(failure)
+            )
         await response(scope, receive, send)
 
     async def _respond(self, raw: bytes, headers: Headers) -> Response | JSONAnswer:

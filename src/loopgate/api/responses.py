@@ -4,6 +4,7 @@ Starlette only: the fast lane answers with these before FastAPI is imported. The
 handlers that use them are installed in ``api/fastapi_app.py``.
 """
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +12,10 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from loopgate.errors import LoopgateError, UpstreamStatusError
+from loopgate.errors import LoopgateError, StorageUnavailable, UpstreamStatusError
+from loopgate.store.failures import unavailable
+
+_log = logging.getLogger("loopgate.api")
 
 
 class JSONBytes(Response):
@@ -54,3 +58,21 @@ def validation_response(errors: Sequence[Any], *, loc_prefix: tuple[str, ...] = 
 
 def internal_error_response() -> Response:
     return JSONBytes({"detail": "Internal server error"}, status_code=500)
+
+
+def storage_unavailable(exc: Exception, where: str) -> StorageUnavailable | None:
+    """An error no route handles: a database that could not complete the request (a full disk, a lost
+    connection) is returned for a 503 that says why; anything else is a bug, logged with its traceback
+    for a 500 (None)."""
+    failure = exc if isinstance(exc, StorageUnavailable) else unavailable(exc)
+    if failure is None:
+        _log.error("unexpected error on %s", where, exc_info=exc)
+    else:
+        _log.error("%s: %s", where, failure.message)
+    return failure
+
+
+def unexpected_error_response(exc: Exception, where: str) -> Response:
+    """v4's answer to an error no route handles: a 503 for a database that cannot take it, else a 500."""
+    failure = storage_unavailable(exc, where)
+    return internal_error_response() if failure is None else error_response(failure)

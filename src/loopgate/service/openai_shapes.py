@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from loopgate import ids
-from loopgate.errors import ProviderError, UpstreamStatusError
+from loopgate.errors import LoopgateError, ProviderError, UpstreamStatusError
 from loopgate.providers.base import StreamDelta, ToolCallDelta, Usage
 from loopgate.service.prepare import Prepared
 from loopgate.service.records import Sample
@@ -154,9 +154,14 @@ class ChunkEvents:
         finals.append(_DONE)
         return finals
 
-    def failure(self, error: ProviderError) -> bytes:
+    def failure(self, error: LoopgateError) -> bytes:
         # The OpenAI SDKs raise an APIError for an event that carries "error".
-        return b"data: " + orjson.dumps({"error": provider_error(error)}) + b"\n\n"
+        found = (
+            provider_error(error)
+            if isinstance(error, ProviderError)
+            else error_object(error.message, error_type(error.status_code))
+        )
+        return b"data: " + orjson.dumps({"error": found}) + b"\n\n"
 
     def _chunk(self, index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}

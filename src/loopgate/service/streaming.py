@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import orjson
 
 from loopgate import ids, tokens
-from loopgate.errors import ProviderError
+from loopgate.errors import LoopgateError, ProviderError, StorageUnavailable
 from loopgate.providers.base import StreamDelta, StreamEnd, StreamEvent, Usage
 from loopgate.providers.retry import RetryCount
 from loopgate.service import records, shapes
@@ -87,7 +87,7 @@ class StreamShape(Protocol):
 
     def finals(self, samples: list[records.Sample], usage: Usage) -> list[bytes]: ...
 
-    def failure(self, error: ProviderError) -> bytes: ...
+    def failure(self, error: LoopgateError) -> bytes: ...
 
 
 # Made once per stream, with the stream's log ids (known before the first event is sent).
@@ -123,7 +123,7 @@ class V4Events:
     def finals(self, samples: list[records.Sample], usage: Usage) -> list[bytes]:
         return [self._final_event(sample, usage) for sample in samples]
 
-    def failure(self, error: ProviderError) -> bytes:
+    def failure(self, error: LoopgateError) -> bytes:
         return b"data: " + ascii_json(orjson.dumps(error.body())) + b"\n\n"
 
     def _final_event(self, sample: records.Sample, usage: Usage) -> bytes:
@@ -187,7 +187,13 @@ class GenerationStream:
             committed = self._writer.write_logs_nowait(rows, blobs)
             usage = records.total_usage(self._end.usage if self._end else None, samples)
             finals = shape.finals(samples, usage)  # built before the wait: see GenerationService.run
-            await committed
+            try:
+                await committed
+            except StorageUnavailable as exc:
+                # The deltas are out, but without the final events the client knows the answer is not
+                # logged (v4 and OpenAI clients raise on this event).
+                yield shape.failure(exc)
+                return
             for final in finals:
                 yield final
         except ProviderError as exc:

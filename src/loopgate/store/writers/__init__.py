@@ -21,8 +21,9 @@ from typing import Any, Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from loopgate.errors import ConflictError
+from loopgate.errors import ConflictError, StorageUnavailable
 from loopgate.store.db import is_sqlite
+from loopgate.store.failures import storage_failure
 
 
 class LogWriter(Protocol):
@@ -59,10 +60,12 @@ def item_error(error: Exception) -> Exception:
     """What a request whose own rows the database refused is told. A constraint violation is a conflict
     with what other requests or processes did meanwhile -- a reference_id taken by a concurrent request, a
     project or session deleted by another process while this one still had its id cached -- so it is a
-    409 the client can act on, never a 500."""
+    409 the client can act on, never a 500. A database that cannot take the commit at all (a full disk, an
+    I/O error) is a 503 that says so: the generation is not returned without its log."""
     if isinstance(error, sqlite3.IntegrityError | IntegrityError):
         return ConflictError(
             "The log could not be stored: it conflicts with a change made meanwhile (its reference_id was "
             "taken, or its project, session, parent or model config was deleted). Retry the request."
         )
-    return error
+    reason = storage_failure(error)
+    return error if reason is None else StorageUnavailable.refused(reason)

@@ -31,6 +31,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from loopgate.errors import StorageUnavailable
+from loopgate.store.failures import storage_failure
 from loopgate.store.writers import item_error
 from loopgate.store.writers.sqlite import Rows, commit_batch, connect, open_lock_file, row
 
@@ -229,7 +231,9 @@ def _commit(
 
 
 def _kind(error: Exception) -> str:
-    return "conflict" if isinstance(error, sqlite3.IntegrityError) else "error"
+    if isinstance(error, sqlite3.IntegrityError):
+        return "conflict"
+    return "storage" if storage_failure(error) is not None else "error"
 
 
 def _watch(selector: selectors.BaseSelector, peers: set[_Peer], peer: _Peer) -> None:
@@ -247,8 +251,8 @@ def _watch(selector: selectors.BaseSelector, peers: set[_Peer], peer: _Peer) -> 
 # -- a worker's side --------------------------------------------------------------------------------------
 
 
-class WriterGoneError(RuntimeError):
-    """The writer process is gone: logs handed to it may not be committed."""
+class WriterGoneError(StorageUnavailable):
+    """The writer process is gone: logs handed to it may not be committed (a 503, not a 500)."""
 
 
 class HubLogWriter:
@@ -310,11 +314,16 @@ class HubLogWriter:
                 future.set_result(None)
             elif kind == "conflict":
                 future.set_exception(item_error(sqlite3.IntegrityError(message)))
+            elif kind == "storage":
+                future.set_exception(item_error(sqlite3.OperationalError(message)))
             else:
                 future.set_exception(RuntimeError(f"the log writer could not store the log: {message}"))
 
     def lost(self) -> None:
-        self._gone = "the log writer process is gone; these logs may not be stored"
+        self._gone = (
+            "The log writer process is gone, so this log may not be stored and the generation is not "
+            "returned; the server is stopping."
+        )
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():

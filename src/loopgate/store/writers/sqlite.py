@@ -215,7 +215,10 @@ def _transaction(
             _insert_many(connection, _INSERT_LOG, _LOG_VALUES, rows)
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            # A COMMIT that fails on I/O (a full disk) has already rolled back, and a ROLLBACK then raised
+            # "no transaction is active" in place of the error that says what went wrong.
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             raise
 
 

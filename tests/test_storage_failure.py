@@ -1,0 +1,94 @@
+"""A database that cannot take writes (a full disk): no generation goes out without its log.
+
+The server's processes get a file-size limit of one byte (``RLIMIT_FSIZE``, set from outside with
+``prlimit``), so every write that grows the WAL fails as it would on a full disk; CPython ignores the
+SIGXFSZ that comes with it. Requests are then refused with a 503 that says why -- on ``/v4/chat``, a
+stream, the OpenAI door and ``POST /logs`` -- nothing of them is stored, and the server takes writes again
+as soon as the limit is lifted. On one process with its writer thread, and on two workers with the writer
+process.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Server, make_server
+from tests.helpers import chat_body, db_rows, log_body, sse_events, unique
+
+
+def _process_tree(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(descendant for child in children for descendant in _process_tree(int(child)))]
+
+
+def _limit_file_size(server: Server, soft: int) -> None:
+    assert server.process is not None
+    for pid in _process_tree(server.process.pid):
+        _, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.fixture(params=["1", "2"], ids=["one-process", "two-workers"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    instance = make_server(tmp_path)
+    instance.start("--workers", request.param)
+    yield instance
+    instance.stop()
+
+
+def _refused(response: httpx.Response, *words: str) -> None:
+    assert response.status_code == 503, response.text
+    message: str = response.json()["detail"]
+    assert all(word in message for word in words), message
+    # The database's own reason, not that of a ROLLBACK after a COMMIT that had rolled back already.
+    assert "disk I/O error" in message or "disk is full" in message, message
+
+
+def _project_logs(server: Server, project: str) -> list[Any]:
+    query = "SELECT l.id, l.status FROM logs l JOIN projects p ON p.id = l.project_id WHERE p.name = ?"
+    return db_rows(server.database, query, project)
+
+
+def test_a_full_disk_refuses_requests_with_a_503_and_stores_nothing(server: Server) -> None:
+    project = unique("full-disk")
+    with server.client() as client:
+        first = client.post("/chat", json=chat_body(project, "before"))
+        assert first.status_code == 200, first.text
+        _limit_file_size(server, 1)
+        try:
+            for _ in range(3):  # the failure must not stick to the writer: each request is refused alike
+                chat = client.post("/chat", json=chat_body(project, "while full"))
+                _refused(chat, "The log could not be stored", "the generation is not returned")
+            # A log posted as is: its model config is new, and writing it is what fails first.
+            _refused(client.post("/logs", json=log_body(project, output="while full")), "retry")
+
+            stream = client.post("/chat", json=chat_body(project, "streamed while full", stream=True))
+            assert stream.status_code == 200  # the deltas went out before the commit was tried
+            events = sse_events(stream.text)
+            assert any(event.get("data") for event in events)
+            assert "could not be stored" in events[-1]["detail"]
+            assert not any(item.get("finish_reason") for e in events for item in e.get("data") or [])
+
+            door = httpx.post(
+                f"{server.base}/v1/chat/completions",
+                headers={"Authorization": f"Bearer {server.api_key}", "X-Loopgate-Project": project},
+                json={"model": "mock/mock-1", "messages": [{"role": "user", "content": "door while full"}]},
+            )
+            assert door.status_code == 503, door.text
+            assert door.json()["error"]["type"] == "server_error"
+            assert "could not be stored" in door.json()["error"]["message"]
+        finally:
+            _limit_file_size(server, resource.RLIM_INFINITY)
+        after = client.post("/chat", json=chat_body(project, "after"))
+        assert after.status_code == 200, after.text
+    stored = _project_logs(server, project)
+    assert sorted(row["id"] for row in stored) == sorted(
+        [first.json()["data"][0]["id"], after.json()["data"][0]["id"]]
+    )
+    assert {row["status"] for row in stored} == {"complete"}
