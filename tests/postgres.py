@@ -78,6 +78,16 @@ class PostgresCluster:
             "--locale=C.UTF-8",
             "--no-sync",
         )
+        self.resume()
+        self._running = True
+        atexit.register(self.stop)  # also when the session ends abnormally
+
+    def pause(self) -> None:
+        """Stops the server, keeping its data: a database outage, for as long as the test wants."""
+        self._run(str(BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Starts the server on its data, on the same port."""
         options = [
             f"-p {self.port}",
             "-c listen_addresses=127.0.0.1",
@@ -98,8 +108,6 @@ class PostgresCluster:
             "-w",
             "start",
         )
-        self._running = True
-        atexit.register(self.stop)  # also when the session ends abnormally
 
     def stop(self) -> None:
         if not self._running:

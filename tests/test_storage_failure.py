@@ -5,11 +5,12 @@ The server's processes get a file-size limit of one byte (``RLIMIT_FSIZE``, set 
 SIGXFSZ that comes with it. Requests are then refused with a 503 that says why -- on ``/v4/chat``, a
 stream, the OpenAI door and ``POST /logs`` -- nothing of them is stored, and the server takes writes again
 as soon as the limit is lifted. On one process with its writer thread, and on two workers with the writer
-process.
+process. On PostgreSQL, a server that goes down is the same 503, and loopgate reconnects once it is back.
 """
 
 from __future__ import annotations
 
+import os
 import resource
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server, make_server
+from tests.conftest import Server, free_port, make_server
 from tests.helpers import chat_body, db_rows, log_body, sse_events, unique
+from tests.postgres import PostgresCluster
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -47,7 +49,7 @@ def _refused(response: httpx.Response, *words: str) -> None:
     message: str = response.json()["detail"]
     assert all(word in message for word in words), message
     # The database's own reason, not that of a ROLLBACK after a COMMIT that had rolled back already.
-    assert "disk I/O error" in message or "disk is full" in message, message
+    assert any(reason in message for reason in ("disk I/O error", "disk is full", "Connection refused"))
 
 
 def _project_logs(server: Server, project: str) -> list[Any]:
@@ -92,3 +94,38 @@ def test_a_full_disk_refuses_requests_with_a_503_and_stores_nothing(server: Serv
         [first.json()["data"][0]["id"], after.json()["data"][0]["id"]]
     )
     assert {row["status"] for row in stored} == {"complete"}
+
+
+def test_a_postgresql_outage_is_a_503_and_loopgate_reconnects(tmp_path: Path) -> None:
+    cluster = PostgresCluster()  # its own: the tests' shared cluster must stay up
+    cluster.start()
+    try:
+        url = cluster.database("outage")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPGATE_")}
+        env.update({"LOOPGATE_DATABASE_URL": url, "LOOPGATE_LOG_LEVEL": "warning"})
+        server = Server(port=free_port(), database=url, env=env, log_path=tmp_path / "server.log")
+        server.api_key = server.create_key(name="tests")
+        server.start()
+        project = unique("outage")
+        try:
+            with server.client() as client:
+                first = client.post("/chat", json=chat_body(project, "before"))
+                assert first.status_code == 200, first.text
+                cluster.pause()
+                try:
+                    # The project and config are cached: the log's commit is what finds the server gone.
+                    chat = client.post("/chat", json=chat_body(project, "while down"))
+                    _refused(chat, "The log could not be stored", "cannot reach the database")
+                    _refused(client.get("/projects"), "The database could not complete", "cannot reach")
+                finally:
+                    cluster.resume()
+                after = client.post("/chat", json=chat_body(project, "after"))
+                assert after.status_code == 200, after.text
+        finally:
+            server.stop()
+        stored = _project_logs(server, project)
+        assert sorted(row["id"] for row in stored) == sorted(
+            [first.json()["data"][0]["id"], after.json()["data"][0]["id"]]
+        )
+    finally:
+        cluster.stop()

@@ -30,7 +30,7 @@ def create_engine(
     """The async engine of ``url``. ``pool_size`` and ``max_overflow`` bound each process's connections to a
     server database (PostgreSQL): N workers hold at most N x (pool_size + max_overflow) connections."""
     if not is_sqlite(url):
-        return create_async_engine(
+        server = create_async_engine(
             url,
             pool_pre_ping=True,
             pool_size=pool_size,
@@ -38,6 +38,20 @@ def create_engine(
             # A connection PostgreSQL (or a proxy in front of it) closed while idle is replaced, not reused.
             pool_recycle=1800,
         )
+        dbapi = server.dialect.dbapi
+        assert dbapi is not None  # the async drivers' adapters always have one
+
+        @event.listens_for(server.sync_engine, "do_connect")
+        def _unreachable_is_operational(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+            # A server that is down refuses the socket, and asyncpg raises that OSError as it is, which no
+            # one expects from a database call (a 500). As the driver's OperationalError it becomes
+            # SQLAlchemy's, a 503 that says the database is unreachable (store/failures.py).
+            try:
+                return dialect.connect(*cargs, **cparams)
+            except OSError as exc:
+                raise dbapi.OperationalError(f"cannot reach the database: {exc}") from exc
+
+        return server
     engine = create_async_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine.sync_engine, "connect")
