@@ -70,10 +70,11 @@ async def test_one_owner_at_a_time_and_a_lost_lease_cannot_move_the_cursor(store
 
 
 async def test_a_lapsed_lease_is_taken_over(store: Store, org: str) -> None:
-    short = _exports(store, lease_seconds=0.05)
+    # Long enough that a loaded machine cannot let it lapse between the first two claims (0.05 s did).
+    short = _exports(store, lease_seconds=1.0)
     await _claim(short, "a")
     assert await short.claim("b") is None
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(1.1)
     assert await short.claim("b") is not None
     assert await short.claim("a") is None
 
