@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import resource
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -94,3 +96,24 @@ async def chat_everywhere(servers: Sequence[_Serving], bodies: list[dict[str, An
     finally:
         for client in clients:
             await client.aclose()
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (a server's workers and writer process)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(descendant for child in children for descendant in process_tree(int(child)))]
+
+
+@contextlib.contextmanager
+def disk_full(pid: int) -> Iterator[None]:
+    """A full disk for the processes of a running server: a file-size limit of one byte (set from outside,
+    ``prlimit``), so every write that grows a file fails; CPython ignores the SIGXFSZ that comes with it."""
+    tree = process_tree(pid)
+    for each in tree:
+        resource.prlimit(each, resource.RLIMIT_FSIZE, (1, resource.prlimit(each, resource.RLIMIT_FSIZE)[1]))
+    try:
+        yield
+    finally:
+        for each in tree:
+            hard = resource.prlimit(each, resource.RLIMIT_FSIZE)[1]
+            resource.prlimit(each, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, hard))

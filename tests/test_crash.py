@@ -14,7 +14,7 @@ import pytest
 
 from loopgate.store import content
 from tests.conftest import make_server
-from tests.helpers import chat_body, db_rows, unique
+from tests.helpers import chat_body, db_rows, process_tree, unique
 
 _SYSTEM_PROMPT = "You are a careful assistant who answers in full sentences. " * 8
 
@@ -39,11 +39,6 @@ def _hammer(url: str, key: str, project: str, stop: threading.Event, acknowledge
                 acknowledged.extend(item["id"] for item in response.json()["data"])
 
 
-def _process_tree(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [pid, *(descendant for child in children for descendant in _process_tree(int(child)))]
-
-
 # One process with its writer thread; two workers with the supervisor's writer process.
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_kill_9_loses_no_acknowledged_log(tmp_path: Path, workers: str) -> None:
@@ -62,7 +57,7 @@ def test_kill_9_loses_no_acknowledged_log(tmp_path: Path, workers: str) -> None:
     deadline = time.monotonic() + 20
     while len(acknowledged) < 300 and time.monotonic() < deadline:
         time.sleep(0.05)
-    for pid in _process_tree(server.process.pid):  # mid-load: requests are in flight
+    for pid in process_tree(server.process.pid):  # mid-load: requests are in flight
         os.kill(pid, signal.SIGKILL)
     server.process.wait()
     stop.set()

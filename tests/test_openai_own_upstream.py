@@ -21,6 +21,7 @@ from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.openai_chat import OpenAIChatAdapter
 
 from .conftest import Server
+from .helpers import disk_full
 from .openai_e2e import (
     SECRET_KEY,
     assert_provider_error,
@@ -346,6 +347,24 @@ def test_own_error_event_mid_stream(own_client: httpx.Client, own: Server, upstr
     assert log["status"] == "error"
     assert log["error"] == "OpenAI: The model crashed mid-answer"
     assert log["output"] == "Half an answer"
+
+
+def test_own_error_event_mid_stream_on_a_full_disk(
+    own_client: httpx.Client, own: Server, upstream: Upstream
+) -> None:
+    """The provider's failure still reaches the client when its error log cannot be stored."""
+    failure = {"error": {"message": "The model crashed mid-answer", "type": "server_error", "code": None}}
+    marker = upstream.script(Reply(body=[chunk(text="Half an"), failure]))
+    project = unique("own-midstream-full")
+    # The project and its config exist (and are cached) before the disk fills: only the log is new.
+    warm = upstream.script(Reply(body=[chunk(text="Fine.", finish="stop")]))
+    sse_events(own_client.post("/chat", json=chat_body(project, warm, stream=True)))
+    assert len(project_logs(own.database, project)) == 1
+    assert own.process is not None
+    with disk_full(own.process.pid):
+        events = sse_events(own_client.post("/chat", json=chat_body(project, marker, stream=True)))
+    assert events[-1]["detail"]["message"] == "The model crashed mid-answer"
+    assert len(project_logs(own.database, project)) == 1  # the failed stream's log could not be stored
 
 
 def test_own_malformed_chunk_mid_stream(own_client: httpx.Client, own: Server, upstream: Upstream) -> None:

@@ -1,17 +1,16 @@
 """A database that cannot take writes (a full disk): no generation goes out without its log.
 
-The server's processes get a file-size limit of one byte (``RLIMIT_FSIZE``, set from outside with
-``prlimit``), so every write that grows the WAL fails as it would on a full disk; CPython ignores the
-SIGXFSZ that comes with it. Requests are then refused with a 503 that says why -- on ``/v4/chat``, a
-stream, the OpenAI door and ``POST /logs`` -- nothing of them is stored, and the server takes writes again
-as soon as the limit is lifted. On one process with its writer thread, and on two workers with the writer
-process. On PostgreSQL, a server that goes down is the same 503, and loopgate reconnects once it is back.
+The server's processes get a file-size limit of one byte (``helpers.disk_full``), so every write that
+grows the WAL fails as it would on a full disk. Requests are then refused with a 503 that says why -- on
+``/v4/chat``, a stream, the OpenAI door and ``POST /logs`` -- nothing of them is stored, and the server
+takes writes again as soon as the limit is lifted. On one process with its writer thread, and on two
+workers with the writer process. On PostgreSQL, a server that goes down is the same 503, and loopgate
+reconnects once it is back.
 """
 
 from __future__ import annotations
 
 import os
-import resource
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,20 +19,8 @@ import httpx
 import pytest
 
 from tests.conftest import Server, free_port, make_server
-from tests.helpers import chat_body, db_rows, log_body, sse_events, unique
+from tests.helpers import chat_body, db_rows, disk_full, log_body, sse_events, unique
 from tests.postgres import PostgresCluster
-
-
-def _process_tree(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [pid, *(descendant for child in children for descendant in _process_tree(int(child)))]
-
-
-def _limit_file_size(server: Server, soft: int) -> None:
-    assert server.process is not None
-    for pid in _process_tree(server.process.pid):
-        _, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
-        resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
 
 
 @pytest.fixture(params=["1", "2"], ids=["one-process", "two-workers"])
@@ -62,8 +49,8 @@ def test_a_full_disk_refuses_requests_with_a_503_and_stores_nothing(server: Serv
     with server.client() as client:
         first = client.post("/chat", json=chat_body(project, "before"))
         assert first.status_code == 200, first.text
-        _limit_file_size(server, 1)
-        try:
+        assert server.process is not None
+        with disk_full(server.process.pid):
             for _ in range(3):  # the failure must not stick to the writer: each request is refused alike
                 chat = client.post("/chat", json=chat_body(project, "while full"))
                 _refused(chat, "The log could not be stored", "the generation is not returned")
@@ -85,8 +72,6 @@ def test_a_full_disk_refuses_requests_with_a_503_and_stores_nothing(server: Serv
             assert door.status_code == 503, door.text
             assert door.json()["error"]["type"] == "server_error"
             assert "could not be stored" in door.json()["error"]["message"]
-        finally:
-            _limit_file_size(server, resource.RLIM_INFINITY)
         after = client.post("/chat", json=chat_body(project, "after"))
         assert after.status_code == 200, after.text
     stored = _project_logs(server, project)

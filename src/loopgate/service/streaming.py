@@ -16,6 +16,7 @@ a character whose UTF-8 bytes straddle two reads reached the user as U+FFFD; an 
 split anywhere.
 """
 
+import logging
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -32,6 +33,7 @@ from loopgate.service import records, shapes
 from loopgate.service.prepare import Prepared
 from loopgate.store.writers import LogWriter
 
+_log = logging.getLogger("loopgate.streaming")
 _HOLE = "\x00loopgate-delta\x00"  # cannot occur in ids or config ids
 _ENCODED_HOLE = orjson.dumps(_HOLE)
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
@@ -200,8 +202,11 @@ class GenerationStream:
             # The provider failed mid-stream: log what was generated, then tell the client.
             rows, blobs = self._rows(self._samples(), status="error", error=f"{exc.origin}: {exc.message}")
             logged = True
-            await self._writer.write_logs(rows, blobs)
-            yield shape.failure(exc)
+            try:
+                await self._writer.write_logs(rows, blobs)
+            except StorageUnavailable:
+                _log.warning("the log of a stream the provider broke off could not be stored", exc_info=True)
+            yield shape.failure(exc)  # the provider's failure is what the client must hear of either way
         finally:
             if not logged:
                 message = "stream ended early: client disconnected"
