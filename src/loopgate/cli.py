@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# LOOPGATE_LOG_LEVEL's names, as uvicorn numbers them ("trace" is uvicorn's own level below debug).
+_LOG_LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
+
 
 @contextlib.contextmanager
 def _start_up_imports() -> Iterator[None]:
@@ -278,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:  # pydantic's ValidationError, config.InvalidEnvironment (bad JSON)
             print(f"loopgate: invalid configuration: {_config_error(exc)}", file=sys.stderr)
             return 2
+        # uvicorn is given the level for its own loggers; loopgate's (worker starts, the OTLP exporter, ...)
+        # would otherwise stay at the root's WARNING whatever LOOPGATE_LOG_LEVEL says.
+        logging.getLogger("loopgate").setLevel(_LOG_LEVELS[settings.log_level])
     result: int = args.handler(settings, args)
     return result
 

@@ -40,7 +40,7 @@
 | LOOPGATE_SQLITE_SYNCHRONOUS | FULL | SQLite ``synchronous`` pragma (FULL survives power loss) |
 | LOOPGATE_AUTH_CACHE_SECONDS | 30 | how long a verified API key is remembered in-process |
 | LOOPGATE_MAX_REQUEST_BYTES | 33554432 | largest request body (32 MiB); a larger one is refused with 413 |
-| LOOPGATE_LOG_LEVEL | info | server log level |
+| LOOPGATE_LOG_LEVEL | info | log level (uvicorn's and loopgate's): critical ... info, debug, trace |
 | LOOPGATE_ENVIRONMENTS | (none) | extra environments per organization, e.g. ``staging,development`` |
 | LOOPGATE_OTLP_ENDPOINT | (none: off) | OTLP/HTTP collector, ``http://HOST:4318``; posts to ``/v1/traces`` |
 | LOOPGATE_OTLP_TRACES_ENDPOINT | (none) | the whole traces URL, used as it is (instead of the above) |
@@ -113,7 +113,8 @@ class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    log_level: str = "info"
+    # uvicorn's level names; cli.py applies the level to loopgate's own loggers as well as uvicorn's.
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
 
     openai_api_key: str | None = None
     openai_base_url: str = "https://api.openai.com/v1"
@@ -165,6 +166,11 @@ class Settings(BaseModel):
     otlp_batch_size: int = Field(default=512, ge=1, le=8192)
     otlp_timeout: float = Field(default=10.0, gt=0)
     otlp_compression: Literal["gzip", "none"] = "none"  # OTLP's own default is none
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, level: object) -> object:
+        return level.lower() if isinstance(level, str) else level
 
     @field_validator("otlp_endpoint", "otlp_traces_endpoint")
     @classmethod
