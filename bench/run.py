@@ -639,7 +639,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--system-prompt-chars", type=int, default=0, help="add a system prompt this long")
     parser.add_argument(
-        "--py-spy", metavar="PATH", help="py-spy binary: profile loopgate in an extra c=32 run"
+        "--py-spy", metavar="PATH", help="py-spy binary: profile loopgate in two extra wrk runs, c=32 and c=1"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, DB)")
     parser.add_argument(
