@@ -6,7 +6,7 @@ SDK_0518_VENV := .venv-sdk-0518
 FAKELLM_VENV := .venv-fakellm
 BIN := $(VENV)/bin
 
-.PHONY: serve compile test lint typecheck check bench clean
+.PHONY: serve compile test lint typecheck bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
