@@ -9,7 +9,7 @@ import pytest
 
 from loopgate.store.catalog import Catalog
 from loopgate.store.datasets import NewDatapoint
-from loopgate.store.evaluations import EvaluationRow
+from loopgate.store.evaluations import EvaluationFilter, EvaluationRow, EvaluationSort
 from loopgate.store.evaluators import InUse, NewEvaluator
 from loopgate.store.repository import Store
 
@@ -176,3 +176,69 @@ async def test_a_page_of_runs_counts_snapshots_and_means_in_one_go(
         first.id: {evaluator_id: 1.5},
         second.id: {evaluator_id: 10.0},
     }
+
+
+async def test_a_projects_runs_filtered_and_sorted(store: Store, catalog: Catalog, org: str) -> None:
+    """``of_project`` narrows and orders in SQL: datasets and configs by id or name, statuses, evaluator
+    means (runs without one last), ties by creation, and the total counts the filtered rows."""
+    first, _, evaluator_id = await _run(store, catalog, org)
+    other_config = await store.model_config_id(
+        org, first.project_id, "other", {"model": "m", "provider": "mock", "name": "alpha"}
+    )
+    bronze = await catalog.datasets.create(org, first.project_id, "bronze", "")
+    assert bronze is not None
+    second = await _another_run(catalog, first, "second")
+    third = await catalog.evaluations.create(
+        org,
+        project_id=first.project_id,
+        config_id=other_config,
+        dataset_id=bronze.id,
+        evaluator_ids=[evaluator_id],
+        name="third",
+    )
+    assert third is not None
+    assert await catalog.evaluations.set_status(org, second.id, "completed")
+    for run, value in ((first, 2), (third, 7)):
+        await catalog.evaluations.put_result(
+            run.id,
+            log_id="data_x",
+            evaluator_id=evaluator_id,
+            evaluator_version_id="evv",
+            value=value,
+            error=None,
+        )
+
+    async def ids(where: EvaluationFilter | None = None, *sorts: EvaluationSort, **page: int) -> list[str]:
+        rows, _ = await catalog.evaluations.of_project(
+            org, first.project_id, where=where, sorts=sorts, **page
+        )
+        return [row.id for row in rows]
+
+    assert await ids() == [first.id, second.id, third.id]
+    assert await ids(None, EvaluationSort("dataset", False)) == [third.id, first.id, second.id]
+    assert await ids(None, EvaluationSort("config", False)) == [
+        third.id,
+        first.id,
+        second.id,
+    ]  # "alpha" < "m"
+    assert await ids(None, EvaluationSort("status", True)) == [second.id, first.id, third.id]
+    by_mean = EvaluationSort(f"evaluator-{evaluator_id}", True)
+    assert await ids(None, by_mean) == [third.id, first.id, second.id]
+    assert await ids(None, EvaluationSort(f"evaluator-{evaluator_id}", False)) == [
+        first.id,
+        third.id,
+        second.id,
+    ]
+    assert await ids(None, by_mean, page=1, size=1) == [first.id]
+
+    assert await ids(EvaluationFilter(datasets=["golden"])) == [first.id, second.id]
+    assert await ids(EvaluationFilter(datasets=[bronze.id, "golden"])) == [first.id, second.id, third.id]
+    assert await ids(EvaluationFilter(configs=["alpha"])) == [third.id]
+    assert await ids(EvaluationFilter(configs=[first.config_id])) == [first.id, second.id]
+    assert await ids(EvaluationFilter(statuses=["completed"])) == [second.id]
+    narrowed = EvaluationFilter(
+        evaluation_ids=[first.id, third.id], statuses=["running"], datasets=["golden"]
+    )
+    rows, total = await catalog.evaluations.of_project(org, first.project_id, where=narrowed)
+    assert [row.id for row in rows] == [first.id] and total == 1
+    assert await ids(EvaluationFilter(datasets=["golden"]), by_mean) == [first.id, second.id]

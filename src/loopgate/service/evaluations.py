@@ -12,7 +12,7 @@ v4 allows for runs with external/human evaluators; ``pending`` and ``cancelled``
 or result posted to a run that is not running is a state conflict (409).
 """
 
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from loopgate.errors import ConflictError, NotFoundError, RequestInvalid
@@ -29,7 +29,7 @@ from loopgate.service.evaluation_views import evaluation_response, result_respon
 from loopgate.service.log_views import log_response
 from loopgate.service.logs import LogService
 from loopgate.store.catalog import Catalog
-from loopgate.store.evaluations import EvaluationRow
+from loopgate.store.evaluations import EvaluationFilter, EvaluationRow, EvaluationSort
 from loopgate.store.evaluators import EvaluatorRow
 from loopgate.store.logs import LogStore
 from loopgate.store.repository import Store
@@ -186,10 +186,9 @@ class EvaluationService:
         self,
         org_id: str,
         project_id: str,
+        where: EvaluationFilter,
+        sorts: Sequence[EvaluationSort] = (),
         *,
-        evaluation_ids: list[str],
-        start: datetime | None,
-        end: datetime | None,
         page: int,
         size: int,
         aggregates: bool = False,
@@ -197,14 +196,7 @@ class EvaluationService:
     ) -> dict[str, Any]:
         await self._project(org_id, project_id)
         rows, total = await self._evaluations.of_project(
-            org_id,
-            project_id,
-            evaluation_ids=evaluation_ids,
-            start=start,
-            end=end,
-            page=page,
-            size=size,
-            newest_first=newest_first,
+            org_id, project_id, where=where, sorts=sorts, page=page, size=size, newest_first=newest_first
         )
         records = await self._views(org_id, rows, aggregates=aggregates)
         return {"records": records, "page": page, "size": size, "total": total}

@@ -1,15 +1,18 @@
 """Evaluations the client runs itself, scoped to one organization: an id of another organization reads as
 absent. An evaluation pins its dataset's version at creation; its snapshot is the datapoints added up to that
 version (``datapoints.version``), so datapoints added later never join a run that already started.
+
+A project's runs are listed by ``of_project``: narrowed by an ``EvaluationFilter`` and ordered by
+``EvaluationSort`` keys, both in SQL, so a page and its total agree with whatever was asked.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, and_, exists, func, literal, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,6 +28,9 @@ _VL = tables.evaluation_logs
 _VR = tables.evaluation_results
 _D = tables.datasets
 _P = tables.datapoints
+_C = tables.model_configs
+# ``status`` sorts in the order of a run's life (v4's EvaluationStatus lists them so), not alphabetically.
+_STATUS_ORDER = {"pending": 0, "running": 1, "completed": 2, "cancelled": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,69 @@ class ResultRow:
             created_at=utc(row["created_at"]),
             updated_at=utc(row["updated_at"]),
         )
+
+
+@dataclass(slots=True)
+class EvaluationFilter:
+    """What a list of a project's runs is narrowed by. Each non-empty list means "any of these", and every
+    given one narrows further. Datasets and configs are named by id or by name."""
+
+    evaluation_ids: list[str] = field(default_factory=list)
+    start: datetime | None = None  # inclusive
+    end: datetime | None = None  # exclusive
+    datasets: list[str] = field(default_factory=list)
+    configs: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationSort:
+    column: str  # dataset | config | status | evaluator-<evaluator id>
+    descending: bool
+
+
+def _conditions(org_id: str, project_id: str, where: EvaluationFilter) -> list[ColumnElement[bool]]:
+    conditions = [_V.c.org_id == org_id, _V.c.project_id == project_id]
+    if where.evaluation_ids:
+        conditions.append(_V.c.id.in_(where.evaluation_ids))
+    if where.start is not None:
+        conditions.append(_V.c.created_at >= where.start)
+    if where.end is not None:
+        conditions.append(_V.c.created_at < where.end)
+    if where.datasets:
+        named = select(_D.c.id).where(_D.c.org_id == org_id, _D.c.name.in_(where.datasets))
+        conditions.append(or_(_V.c.dataset_id.in_(where.datasets), _V.c.dataset_id.in_(named)))
+    if where.configs:
+        named = select(_C.c.id).where(_C.c.project_id == project_id, _C.c.name.in_(where.configs))
+        conditions.append(or_(_V.c.config_id.in_(where.configs), _V.c.config_id.in_(named)))
+    if where.statuses:
+        conditions.append(_V.c.status.in_(where.statuses))
+    return conditions
+
+
+def _sort_keys(sort: EvaluationSort) -> list[Any]:
+    """The ORDER BY terms of one sort. Names are followed by their row's id, so two datasets (or configs)
+    of one name stay apart; a run without a result of the evaluator sorts last either way."""
+    keys: list[Any]
+    if sort.column == "dataset":
+        keys = [select(_D.c.name).where(_D.c.id == _V.c.dataset_id).scalar_subquery(), _V.c.dataset_id]
+    elif sort.column == "config":
+        keys = [select(_C.c.name).where(_C.c.id == _V.c.config_id).scalar_subquery(), _V.c.config_id]
+    elif sort.column == "status":
+        keys = [case(_STATUS_ORDER, value=_V.c.status, else_=len(_STATUS_ORDER))]
+    else:
+        keys = [_mean_score(sort.column.removeprefix("evaluator-"))]
+    # Nulls last either way, the same on SQLite and PostgreSQL (their defaults differ).
+    return [(key.desc() if sort.descending else key.asc()).nulls_last() for key in keys]
+
+
+def _mean_score(evaluator_id: str) -> Any:
+    """The run's aggregate_value for the evaluator (see ``aggregates_of``), per run in the outer query."""
+    return (
+        select(func.avg(_VR.c.score))
+        .where(_VR.c.evaluation_id == _V.c.id, _VR.c.evaluator_id == evaluator_id, _VR.c.score.is_not(None))
+        .scalar_subquery()
+    )
 
 
 def _score(value: bool | int | float | None) -> float | None:
@@ -169,23 +238,18 @@ class EvaluationStore:
         org_id: str,
         project_id: str,
         *,
-        evaluation_ids: Sequence[str] | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
+        where: EvaluationFilter | None = None,
+        sorts: Sequence[EvaluationSort] = (),
         page: int | None = None,
         size: int | None = None,
         newest_first: bool = False,
     ) -> tuple[list[EvaluationRow], int]:
-        """The project's evaluations, oldest first unless ``newest_first`` (a page of them given ``page``
-        and ``size``), and how many match. ``end`` is exclusive."""
-        conditions = [_V.c.org_id == org_id, _V.c.project_id == project_id]
-        if evaluation_ids:
-            conditions.append(_V.c.id.in_(list(evaluation_ids)))
-        if start is not None:
-            conditions.append(_V.c.created_at >= start)
-        if end is not None:
-            conditions.append(_V.c.created_at < end)
-        order = (_V.c.created_at.desc(), _V.c.id.desc()) if newest_first else (_V.c.created_at, _V.c.id)
+        """The project's evaluations that match ``where``, ordered by ``sorts`` and then oldest first
+        (newest first given ``newest_first``), a page of them given ``page`` and ``size``, and how many
+        match. The creation order breaks every tie, so pages never overlap."""
+        conditions = _conditions(org_id, project_id, where or EvaluationFilter())
+        order = [key for sort in sorts for key in _sort_keys(sort)]
+        order += [_V.c.created_at.desc(), _V.c.id.desc()] if newest_first else [_V.c.created_at, _V.c.id]
         query = select(_V).where(*conditions).order_by(*order)
         if page is not None and size is not None:
             query = query.offset(page * size).limit(size)

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from loopgate.service.datasets import DatasetService
 from loopgate.service.evaluations import EvaluationService
+from loopgate.store.evaluations import EvaluationFilter
 from loopgate.ui import views
 from loopgate.ui.project_pages import PAGE_SIZE, PageNumber, project_context
 from loopgate.ui.render import page
@@ -122,9 +123,7 @@ async def evaluation_list(
     found = await _evaluations(request).page(
         viewer.org_id,
         project_id,
-        evaluation_ids=[],
-        start=None,
-        end=None,
+        EvaluationFilter(),
         page=page_number - 1,
         size=PAGE_SIZE,
         aggregates=True,

@@ -23,6 +23,7 @@ from loopgate.schemas.evaluations import (
     UpdateEvaluationStatusRequest,
 )
 from loopgate.service.evaluations import EvaluationService
+from loopgate.store.evaluations import EvaluationFilter
 
 router = APIRouter(tags=["evaluations"])
 
@@ -67,13 +68,12 @@ async def list_evaluations(
     size: PageSize = 50,
     evaluatee_id: Evaluatee = None,
 ) -> Response:
-    start = datetime.combine(start_date, time(), tzinfo=UTC) if start_date else None
-    end = datetime.combine(end_date, time(), tzinfo=UTC) + timedelta(days=1) if end_date else None
-    return JSONBytes(
-        await service.page(
-            org_id, project_id, evaluation_ids=id or [], start=start, end=end, page=page, size=size
-        )
+    where = EvaluationFilter(
+        evaluation_ids=id or [],
+        start=datetime.combine(start_date, time(), tzinfo=UTC) if start_date else None,
+        end=datetime.combine(end_date, time(), tzinfo=UTC) + timedelta(days=1) if end_date else None,
     )
+    return JSONBytes(await service.page(org_id, project_id, where, page=page, size=size))
 
 
 @router.get("/evaluations/{id}", response_class=JSONBytes)
