@@ -219,6 +219,129 @@ def test_listing_evaluations(client: httpx.Client, setup: Setup) -> None:
     assert client.get("/evaluations", params={"project_id": "pr_missing"}).status_code == 404
 
 
+class FourRuns:
+    """Four runs of one project, in creation order r1..r4, over two configs ("mock-1", "alpha"), two datasets
+    ("golden", "bronze") and both statuses; the number evaluator's mean is 3, none, 5 and 1."""
+
+    def __init__(self, client: httpx.Client, setup: Setup) -> None:
+        self.setup = setup
+        self.alpha = ok(
+            client.post(
+                "/model-configs",
+                json={**MOCK_CONFIG, "name": "alpha", "temperature": 0.5, "project_id": setup.project_id},
+            )
+        )["config"]["id"]
+        path = f"/projects/{setup.project_id}/datasets"
+        self.bronze = ok(client.post(path, json={"name": "bronze", "description": ""}), 201)["id"]
+        (bronze_point,) = ok(client.post(f"/datasets/{self.bronze}/datapoints", json={"inputs": {}}), 201)
+        plan = [
+            (setup.config_id, setup.dataset_id, setup.datapoints[0], 3, "running"),
+            (self.alpha, setup.dataset_id, None, None, "completed"),
+            (setup.config_id, self.bronze, bronze_point["id"], 5, "running"),
+            (self.alpha, self.bronze, bronze_point["id"], 1, "completed"),
+        ]
+        self.ids: list[str] = []
+        for config_id, dataset_id, datapoint_id, score, status in plan:
+            run_id = setup.create(client, config_id=config_id, dataset_id=dataset_id)["id"]
+            if datapoint_id is not None:
+                logged = log(client, run_id, datapoint_id)
+                ok(result(client, run_id, logged["id"], setup.score["id"], result=score), 201)
+            if status != "running":
+                ok(client.patch(f"/evaluations/{run_id}/status", json={"status": status}))
+            self.ids.append(run_id)
+
+    def listed(self, client: httpx.Client, **params: Any) -> list[str]:
+        """The ids of the page, as r1..r4 (a run of another project would show as its id)."""
+        names = {run_id: f"r{index}" for index, run_id in enumerate(self.ids, 1)}
+        body = ok(client.get("/evaluations", params={"project_id": self.setup.project_id, **params}))
+        return [names.get(record["id"], record["id"]) for record in body["records"]]
+
+    def total(self, client: httpx.Client, **params: Any) -> int:
+        body = ok(client.get("/evaluations", params={"project_id": self.setup.project_id, **params}))
+        total: int = body["total"]
+        return total
+
+
+@pytest.fixture
+def runs(client: httpx.Client, setup: Setup) -> FourRuns:
+    return FourRuns(client, setup)
+
+
+def test_listing_sorts_by_dataset_config_status_and_evaluator(client: httpx.Client, runs: FourRuns) -> None:
+    listed = runs.listed
+    assert listed(client) == ["r1", "r2", "r3", "r4"]  # the default: oldest first
+    # ties keep the default order
+    assert listed(client, sort="dataset.asc") == ["r3", "r4", "r1", "r2"]  # bronze, then golden
+    assert listed(client, sort="dataset.desc") == ["r1", "r2", "r3", "r4"]
+    assert listed(client, sort="config.asc") == ["r2", "r4", "r1", "r3"]  # alpha, then mock-1
+    assert listed(client, sort="config.desc") == ["r1", "r3", "r2", "r4"]
+    assert listed(client, sort="status.asc") == ["r1", "r3", "r2", "r4"]  # a run's life: running first
+    assert listed(client, sort="status.desc") == ["r2", "r4", "r1", "r3"]
+    # repeated: the first decides, the next breaks its ties
+    assert listed(client, sort=["status.desc", "dataset.asc"]) == ["r4", "r2", "r3", "r1"]
+    assert listed(client, sort=["dataset.asc", "status.asc", "config.desc"]) == ["r3", "r4", "r1", "r2"]
+    # by the evaluator's mean (3, none, 5, 1): a run without one is last either way
+    score = f"evaluator-{runs.setup.score['id']}"
+    assert listed(client, sort=f"{score}.desc") == ["r3", "r1", "r4", "r2"]
+    assert listed(client, sort=f"{score}.asc") == ["r4", "r1", "r3", "r2"]
+    assert listed(client, sort=f"evaluator-{runs.setup.exact['id']}.desc") == ["r1", "r2", "r3", "r4"]
+    assert listed(client, sort="evaluator-evfn_missing.asc") == ["r1", "r2", "r3", "r4"]
+
+
+def test_listing_filters_by_id_dataset_config_and_status(client: httpx.Client, runs: FourRuns) -> None:
+    setup, listed = runs.setup, runs.listed
+    r1, _, _, r4 = runs.ids
+    assert listed(client, id_filter=[r4, r1]) == ["r1", "r4"]
+    assert listed(client, id_filter=r1, id=r4) == ["r1", "r4"]  # two spellings of one filter
+    # by name or by id, any of the values
+    assert listed(client, dataset_filter="golden") == ["r1", "r2"]
+    assert listed(client, dataset_filter=runs.bronze) == ["r3", "r4"]
+    assert listed(client, dataset_filter=["golden", runs.bronze]) == ["r1", "r2", "r3", "r4"]
+    assert listed(client, dataset_filter="Golden") == []  # names match exactly
+    assert listed(client, config_filter="alpha") == ["r2", "r4"]
+    assert listed(client, config_filter=setup.config_id) == ["r1", "r3"]
+    assert listed(client, config_filter="mock-1") == ["r1", "r3"]
+    assert listed(client, status_filter="completed") == ["r2", "r4"]
+    assert listed(client, status_filter=["running", "completed"]) == ["r1", "r2", "r3", "r4"]
+    assert listed(client, status_filter="cancelled") == []
+    # different filters all apply, and the total counts what they let through
+    both = {"dataset_filter": "golden", "status_filter": "running"}
+    assert listed(client, **both) == ["r1"] and runs.total(client, **both) == 1
+    assert runs.total(client, config_filter="alpha", id_filter=[r1, r4]) == 1
+    assert runs.total(client, dataset_filter="nothing") == 0
+
+
+def test_listing_pages_through_sorted_and_filtered_runs(client: httpx.Client, runs: FourRuns) -> None:
+    score = f"evaluator-{runs.setup.score['id']}.desc"
+    pages = [
+        runs.listed(client, sort=score, config_filter=["alpha", "mock-1"], size=1, page=page)
+        for page in range(5)
+    ]
+    assert pages == [["r3"], ["r1"], ["r4"], ["r2"], []]
+    assert runs.total(client, sort=score, size=1, page=3) == 4
+    running = {"sort": "dataset.asc", "status_filter": "running", "size": 1}
+    assert [runs.listed(client, **running, page=page) for page in range(3)] == [["r3"], ["r1"], []]
+    assert runs.total(client, **running) == 2
+
+
+@pytest.mark.parametrize(
+    "value", ["colour.asc", "dataset", "dataset.up", "evaluator-.asc", "created_at.desc"]
+)
+def test_listing_refuses_an_unknown_sort(client: httpx.Client, setup: Setup, value: str) -> None:
+    response = client.get("/evaluations", params={"project_id": setup.project_id, "sort": value})
+    assert response.status_code == 422, response.text
+    message = (
+        "sort must be <column>.<asc|desc> with column dataset, config, status or evaluator-<evaluator id>, "
+        f"not {value!r}"
+    )
+    assert response.json() == {"detail": [{"loc": ["query", "sort"], "msg": message, "type": "value_error"}]}
+
+
+def test_listing_refuses_an_unknown_status_filter(client: httpx.Client, setup: Setup) -> None:
+    params = [("project_id", setup.project_id), ("status_filter", "running"), ("status_filter", "done")]
+    assert_422(client.get("/evaluations", params=params), ["query", "status_filter", 1])
+
+
 def test_server_run_evaluations_are_refused(client: httpx.Client, setup: Setup) -> None:
     path = f"/projects/{setup.project_id}/evaluations"
     body = setup.body()

@@ -3,7 +3,21 @@
 
 Pages differ as in the spec: ``GET /evaluations`` counts from page 0 (size 50), ``GET
 /evaluations/{id}/datapoints`` from page 1 (size 10). ``evaluatee_id`` is accepted everywhere and ignored:
-a run evaluates one config. ``GET /evaluations``'s prose-only sorts and filters are not implemented.
+a run evaluates one config.
+
+``GET /evaluations`` also takes the sorts and filters the spec describes in prose only, as ``GET /logs``
+takes its own (the SDK never sends them); where the spec is silent, loopgate decides:
+
+* ``sort=<column>.<asc|desc>``, repeatable: the first sort decides, later ones break its ties, and the
+  default order (oldest first) breaks the rest. ``dataset`` and ``config`` sort by name as the database
+  collates it (then by id, so two of one name stay apart); ``status`` in the order of a run's life:
+  pending, running, completed, cancelled; ``evaluator-<evaluator id>`` by the run's aggregate_value for
+  that evaluator (the mean of its results, true 1, false 0), runs without one last either way, as are all
+  runs for an id no run has. Any other column or order is a 422 at ``["query", "sort"]``.
+* ``dataset_filter`` and ``config_filter`` match a dataset (config) by id or by exact name, so both the
+  ``evts_``/``config_`` ids of the responses and the names the UI shows work; ``status_filter`` takes
+  v4's statuses (another value is a 422); ``id_filter`` is another spelling of ``id``, and the two lists
+  join. Each filter is repeatable, meaning any of its values; different filters all apply.
 """
 
 from datetime import UTC, date, datetime, time, timedelta
@@ -15,15 +29,17 @@ from starlette.responses import Response
 from loopgate.api.auth import Organization
 from loopgate.api.paging import PageFromOne, PageFromZero, PageSize
 from loopgate.api.responses import JSONBytes
+from loopgate.errors import RequestInvalid
 from loopgate.schemas.evaluations import (
     AddEvaluatorsRequest,
     CreateEvaluationLogRequest,
     CreateEvaluationRequest,
     CreateEvaluationResultLogRequest,
+    EvaluationStatus,
     UpdateEvaluationStatusRequest,
 )
 from loopgate.service.evaluations import EvaluationService
-from loopgate.store.evaluations import EvaluationFilter
+from loopgate.store.evaluations import EvaluationFilter, EvaluationSort
 
 router = APIRouter(tags=["evaluations"])
 
@@ -36,6 +52,24 @@ def _service(request: Request) -> EvaluationService:
 Evaluations = Annotated[EvaluationService, Depends(_service)]
 Aggregates = Annotated[bool, Query(description="Add each evaluator's mean result.")]
 Evaluatee = Annotated[str | None, Query(description="Accepted and ignored.")]
+Many = Annotated[list[str] | None, Query()]
+_SORTABLE = ("dataset", "config", "status")
+
+
+def _sorts(values: list[str]) -> list[EvaluationSort]:
+    sorts = []
+    for value in values:
+        column, _, direction = value.rpartition(".")
+        # "evaluator-" alone names no evaluator: refused rather than read as a sort that changes nothing.
+        evaluator = column.startswith("evaluator-") and column != "evaluator-"
+        if direction not in ("asc", "desc") or not (column in _SORTABLE or evaluator):
+            raise RequestInvalid(
+                ["query", "sort"],
+                f"sort must be <column>.<asc|desc> with column dataset, config, status or "
+                f"evaluator-<evaluator id>, not {value!r}",
+            )
+        sorts.append(EvaluationSort(column, direction == "desc"))
+    return sorts
 
 
 @router.post("/projects/{project_id}/evaluations", status_code=201, response_class=JSONBytes)
@@ -61,19 +95,27 @@ async def list_evaluations(
     org_id: Organization,
     service: Evaluations,
     project_id: Annotated[str, Query()],
-    id: Annotated[list[str] | None, Query()] = None,
+    id: Many = None,
     start_date: Annotated[date | None, Query()] = None,
     end_date: Annotated[date | None, Query(description="Inclusive: the whole day counts.")] = None,
     page: PageFromZero = 0,
     size: PageSize = 50,
     evaluatee_id: Evaluatee = None,
+    sort: Many = None,
+    id_filter: Many = None,
+    dataset_filter: Many = None,
+    config_filter: Many = None,
+    status_filter: Annotated[list[EvaluationStatus] | None, Query()] = None,
 ) -> Response:
     where = EvaluationFilter(
-        evaluation_ids=id or [],
+        evaluation_ids=[*(id or ()), *(id_filter or ())],
         start=datetime.combine(start_date, time(), tzinfo=UTC) if start_date else None,
         end=datetime.combine(end_date, time(), tzinfo=UTC) + timedelta(days=1) if end_date else None,
+        datasets=dataset_filter or [],
+        configs=config_filter or [],
+        statuses=[status.value for status in status_filter or ()],
     )
-    return JSONBytes(await service.page(org_id, project_id, where, page=page, size=size))
+    return JSONBytes(await service.page(org_id, project_id, where, _sorts(sort or []), page=page, size=size))
 
 
 @router.get("/evaluations/{id}", response_class=JSONBytes)
