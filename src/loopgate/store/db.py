@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from loopgate.store.failures import UNREACHABLE
 from loopgate.store.migrations import HEAD
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def create_engine(
             try:
                 return dialect.connect(*cargs, **cparams)
             except OSError as exc:
-                raise dbapi.OperationalError(f"cannot reach the database: {exc}") from exc
+                raise dbapi.OperationalError(f"{UNREACHABLE}: {exc}") from exc
 
         return server
     engine = create_async_engine(url, connect_args={"timeout": 30})
