@@ -37,6 +37,7 @@ import math
 import re
 from typing import Any
 
+import orjson
 import yaml  # type: ignore[import-untyped]  # PyYAML, installed with uvicorn[standard]; no stubs
 
 from loopgate.errors import RequestInvalid
@@ -192,6 +193,12 @@ def _header(text: str) -> dict[str, Any]:
         raise RequestInvalid(_loc(), f"The front matter is not valid YAML: {exc}") from exc
     if not isinstance(header, dict):
         raise RequestInvalid(_loc(), "The front matter must be a mapping of 'key: value' lines")
+    try:
+        # YAML's escapes can write what no text may hold: "\udc00" is a lone surrogate, which no JSON
+        # encoder (nor store) takes. Anything else YAML makes (dates, sets, ...) is left to the schema.
+        orjson.dumps(header, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        raise RequestInvalid(_loc(), f"The front matter is not valid text: {exc}") from exc
     for key in header:
         if key not in _HEADER_KEYS:
             raise RequestInvalid(_loc(str(key)), f"Unknown front matter key '{key}'", "value_error.extra")

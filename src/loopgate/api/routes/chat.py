@@ -10,9 +10,10 @@ from starlette.responses import Response
 from loopgate.api.auth import Organization
 from loopgate.api.fastlane import respond
 from loopgate.api.responses import JSONBytes
+from loopgate.api.routing import V4Route
 from loopgate.schemas.chat import ChatRequest
 
-router = APIRouter()
+router = APIRouter(route_class=V4Route)
 
 
 @router.post("/chat", response_class=JSONBytes)

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from loopgate.api.auth import Organization
 from loopgate.api.paging import PageFromZero, PageSize
 from loopgate.api.responses import JSONBytes
+from loopgate.api.routing import V4Route
 from loopgate.schemas.datasets import (
     CreateDatapointsBody,
     CreateDatasetRequest,
@@ -22,7 +23,7 @@ from loopgate.schemas.datasets import (
 )
 from loopgate.service.datasets import DatasetService
 
-router = APIRouter(tags=["datasets"])
+router = APIRouter(route_class=V4Route, tags=["datasets"])
 
 
 def _service(request: Request) -> DatasetService:

@@ -29,6 +29,7 @@ from starlette.responses import Response
 from loopgate.api.auth import Organization
 from loopgate.api.paging import PageFromOne, PageFromZero, PageSize
 from loopgate.api.responses import JSONBytes
+from loopgate.api.routing import V4Route
 from loopgate.errors import RequestInvalid
 from loopgate.schemas.evaluations import (
     AddEvaluatorsRequest,
@@ -41,7 +42,7 @@ from loopgate.schemas.evaluations import (
 from loopgate.service.evaluations import EvaluationService
 from loopgate.store.evaluations import EvaluationFilter, EvaluationSort
 
-router = APIRouter(tags=["evaluations"])
+router = APIRouter(route_class=V4Route, tags=["evaluations"])
 
 
 def _service(request: Request) -> EvaluationService:

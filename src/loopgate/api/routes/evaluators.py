@@ -7,10 +7,11 @@ from starlette.responses import Response
 
 from loopgate.api.auth import Organization
 from loopgate.api.responses import JSONBytes
+from loopgate.api.routing import V4Route
 from loopgate.schemas.evaluators import CreateEvaluatorRequest, UpdateEvaluatorRequest
 from loopgate.service.evaluators import EvaluatorService
 
-router = APIRouter(tags=["evaluators"])
+router = APIRouter(route_class=V4Route, tags=["evaluators"])
 
 
 def _service(request: Request) -> EvaluatorService:

@@ -6,11 +6,12 @@ from starlette.responses import Response
 from loopgate.api.auth import Organization
 from loopgate.api.responses import JSONBytes
 from loopgate.api.routes.logs import one_or_many
+from loopgate.api.routing import V4Route
 from loopgate.schemas.feedback import FeedbackRequest
 from loopgate.service.feedback import FeedbackService
 from loopgate.store.feedback import FeedbackStore
 
-router = APIRouter()
+router = APIRouter(route_class=V4Route)
 
 
 @router.post("/feedback", response_class=JSONBytes)

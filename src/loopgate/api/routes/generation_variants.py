@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from loopgate.api.auth import Organization
 from loopgate.api.responses import JSONBytes
+from loopgate.api.routing import V4Route
 from loopgate.api.sse import SSEResponse
 from loopgate.schemas.completion import (
     ChatDeployedRequest,
@@ -21,7 +22,7 @@ from loopgate.schemas.completion import (
 from loopgate.service.generation import GenerationService
 from loopgate.service.prepare import GenerationBody
 
-router = APIRouter(tags=["generation"])
+router = APIRouter(route_class=V4Route, tags=["generation"])
 
 
 async def _respond(request: Request, org_id: str, body: GenerationBody) -> Response:

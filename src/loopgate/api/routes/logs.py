@@ -19,12 +19,13 @@ from starlette.responses import Response
 from loopgate.api.auth import Organization
 from loopgate.api.paging import PageFromZero, PageSize
 from loopgate.api.responses import JSONBytes
+from loopgate.api.routing import V4Route
 from loopgate.errors import RequestInvalid
 from loopgate.schemas.logs import LogRequest, UpdateLogRequest
 from loopgate.service.logs import LogService
 from loopgate.store.logs import LogFilter, LogSort, utc
 
-router = APIRouter()
+router = APIRouter(route_class=V4Route)
 
 M = TypeVar("M", bound=BaseModel)
 _SORTABLE = ("timestamp", "source", "model")

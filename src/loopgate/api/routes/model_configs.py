@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from loopgate.api.auth import Organization
 from loopgate.api.responses import JSONBytes
+from loopgate.api.routing import V4Route
 from loopgate.schemas.common import ModelConfigChatRequest
 from loopgate.schemas.model_configs import (
     DeserializeRequest,
@@ -17,7 +18,7 @@ from loopgate.schemas.model_configs import (
 from loopgate.service import model_config_registry
 from loopgate.service.model_config_registry import ModelConfigService
 
-router = APIRouter(tags=["model-configs"])
+router = APIRouter(route_class=V4Route, tags=["model-configs"])
 
 
 def _service(request: Request) -> ModelConfigService:

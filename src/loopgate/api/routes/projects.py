@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from loopgate.api.auth import Organization
 from loopgate.api.responses import JSONBytes
+from loopgate.api.routing import V4Route
 from loopgate.schemas.projects import (
     CreateProjectRequest,
     EnvironmentProjectConfigRequest,
@@ -21,7 +22,7 @@ from loopgate.schemas.projects import (
 )
 from loopgate.service.projects import ProjectService
 
-router = APIRouter(tags=["projects"])
+router = APIRouter(route_class=V4Route, tags=["projects"])
 
 
 def _service(request: Request) -> ProjectService:

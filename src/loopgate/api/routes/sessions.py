@@ -6,9 +6,10 @@ from starlette.responses import Response
 from loopgate.api.auth import Organization
 from loopgate.api.paging import PageFromOne, PageSize
 from loopgate.api.responses import JSONBytes
+from loopgate.api.routing import V4Route
 from loopgate.service.sessions import SessionService
 
-router = APIRouter()
+router = APIRouter(route_class=V4Route)
 
 
 def _service(request: Request) -> SessionService:

@@ -1,0 +1,98 @@
+"""Text no store can hold is refused with a 422 in the v4 shape, on SQLite and PostgreSQL alike, never a 500:
+lone surrogate escapes (what JavaScript's JSON.stringify makes of a string cut inside an emoji) and bytes
+that are not UTF-8, on every route; the same escape in a ``.prompt`` file's front matter.
+
+Found by an API-conformance run of schemathesis: these bodies reached SQLite / PostgreSQL (or orjson, when a
+response was built) through ``json.loads`` and failed there with a 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import MOCK_CONFIG, unique
+
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
+
+CUT = "\udc00"  # a lone surrogate: json.dumps writes it as the escape "\\udc00", as JSON.stringify does
+
+
+def send(client: httpx.Client, method: str, path: str, body: Any) -> httpx.Response:
+    """``body`` as JSON text (ASCII, every non-ASCII character escaped), or as the bytes given."""
+    content = body if isinstance(body, bytes) else json.dumps(body)
+    return client.request(method, path, content=content, headers={"content-type": "application/json"})
+
+
+def assert_json_invalid(response: httpx.Response) -> None:
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"][0] == "body" and error["type"] == "json_invalid", error
+
+
+@pytest.fixture
+def project(client: httpx.Client) -> dict[str, Any]:
+    created: dict[str, Any] = client.post("/projects", json={"name": unique("text")}).json()
+    return created
+
+
+COMPLETION = {"model_config": {**MOCK_CONFIG, "prompt_template": "Say {{x}}"}, "inputs": {"x": f"a{CUT}"}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/projects", {"name": f"cut{CUT}"}),
+        ("POST", "/completion", {"project": "PROJECT", **COMPLETION}),
+        ("POST", "/model-configs/serialize", {**MOCK_CONFIG, "model": f"m{CUT}"}),
+        ("POST", "/logs", {"project": "PROJECT", "config": MOCK_CONFIG, "output": CUT}),
+        ("PATCH", "/projects/ID", {"name": CUT}),
+    ],
+)
+def test_a_lone_surrogate_is_a_422(
+    client: httpx.Client, project: dict[str, Any], method: str, path: str, body: dict[str, Any]
+) -> None:
+    body = {key: project["name"] if value == "PROJECT" else value for key, value in body.items()}
+    assert_json_invalid(send(client, method, path.replace("ID", project["id"]), body))
+    # nothing was renamed or logged
+    assert client.get(f"/projects/{project['id']}").json()["name"] == project["name"]
+    assert client.get("/logs", params={"project_id": project["id"]}).json()["total"] == 0
+
+
+def test_a_body_that_is_not_utf8_is_a_422_like_any_other_invalid_json(client: httpx.Client) -> None:
+    # FastAPI answered these with a bare 400 "There was an error parsing the body".
+    assert_json_invalid(send(client, "POST", "/projects", b'{"name": "\xff\xfe"}'))
+    assert_json_invalid(send(client, "POST", "/feedback", b'{"type": "\xc3"}'))
+    assert_json_invalid(send(client, "POST", "/chat", b'{"project": "\xff"}'))  # the fast lane's
+
+
+def test_a_surrogate_pair_is_text_like_any_other(client: httpx.Client) -> None:
+    # An emoji escaped as its two surrogates (JSON.stringify's way) is one character, not an error.
+    body = {"project": unique("text"), "config": MOCK_CONFIG, "output": "\U0001f600"}
+    assert '"\\ud83d\\ude00"' in json.dumps(body)
+    created = send(client, "POST", "/logs", body)
+    assert created.status_code == 200, created.text
+    assert client.get(f"/logs/{created.json()['id']}").json()["output"] == "\U0001f600"
+
+
+def test_a_lone_surrogate_escape_in_a_prompt_file_is_a_422(client: httpx.Client) -> None:
+    # YAML decodes "\udc00" in a double-quoted scalar to a lone surrogate, which no JSON encoder takes.
+    text = '---\nmodel: "gpt-4o\\udc00"\n---\n<system>Hi</system>\n'
+    response = client.post("/model-configs/deserialize", json={"config": text})
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "config"] and "surrogates" in error["msg"]
+    readable = client.post("/model-configs/deserialize", json={"config": text.replace("\\udc00", "")})
+    assert readable.status_code == 200 and readable.json()["model"] == "gpt-4o"
+
+
+def test_the_same_requests_without_them_are_answered(client: httpx.Client) -> None:
+    """The bodies above, minus the offending character: each route serves them (the 422s are not a refusal
+    of the route itself)."""
+    name = unique("text")
+    assert client.post("/projects", json={"name": name}).status_code == 201
+    completion = {"project": name, "model_config": {**MOCK_CONFIG, "prompt_template": "Say {{x}}"}}
+    assert client.post("/completion", json={**completion, "inputs": {"x": "hi"}}).status_code == 200
+    assert client.post("/model-configs/serialize", json=MOCK_CONFIG).status_code == 200
