@@ -1,9 +1,10 @@
 """Text no store can hold is refused with a 422 in the v4 shape, on SQLite and PostgreSQL alike, never a 500:
 lone surrogate escapes (what JavaScript's JSON.stringify makes of a string cut inside an emoji) and bytes
-that are not UTF-8, on every route; the same escape in a ``.prompt`` file's front matter.
+that are not UTF-8, on every route; the same escape in a ``.prompt`` file's front matter; the NUL character
+(PostgreSQL's text cannot hold it) in a body, a path or a query parameter, at the OpenAI door a 400.
 
-Found by an API-conformance run of schemathesis: these bodies reached SQLite / PostgreSQL (or orjson, when a
-response was built) through ``json.loads`` and failed there with a 500."""
+Found by an API-conformance run of schemathesis: these requests reached SQLite / PostgreSQL (or orjson,
+when a response was built) and failed there with a 500."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import MOCK_CONFIG, unique
+from tests.conftest import Server
+from tests.helpers import MOCK_CONFIG, db_rows, unique
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -96,3 +98,64 @@ def test_the_same_requests_without_them_are_answered(client: httpx.Client) -> No
     completion = {"project": name, "model_config": {**MOCK_CONFIG, "prompt_template": "Say {{x}}"}}
     assert client.post("/completion", json={**completion, "inputs": {"x": "hi"}}).status_code == 200
     assert client.post("/model-configs/serialize", json=MOCK_CONFIG).status_code == 200
+
+
+# -- the NUL character ------------------------------------------------------------------------------------
+
+
+def assert_nul_refused(response: httpx.Response, loc: list[Any]) -> None:
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == [
+        {"loc": loc, "msg": "Text must not contain the NUL character (U+0000)", "type": "value_error"}
+    ]
+
+
+NAME = "@name@"  # replaced by a project name of the test's own
+CHAT = {"project": NAME, "model_config": MOCK_CONFIG, "messages": []}
+LOG = {"project": NAME, "config": MOCK_CONFIG}
+COMPLETE = {"project": NAME, "model_config": {**MOCK_CONFIG, "prompt_template": "{{x}}"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/chat", {**CHAT, "messages": [{"role": "user", "content": "a\x00b"}]}, ["messages", 0, "content"]),
+        ("/chat", {**CHAT, "metadata": {"k\x00": 1}}, ["metadata", "k\x00"]),
+        ("/chat", {**CHAT, "session_reference_id": "s\x00"}, ["session_reference_id"]),
+        ("/completion", {**COMPLETE, "inputs": {"x": "\x00"}}, ["inputs", "x"]),
+        ("/logs", {**LOG, "output": "\x00"}, ["output"]),
+        ("/logs", [LOG, {**LOG, "inputs": {"q": "\x00"}}], [1, "inputs", "q"]),
+        ("/projects", {"name": f"{NAME}\x00"}, ["name"]),
+    ],
+)
+def test_a_nul_character_in_a_body_is_a_422_naming_it(
+    client: httpx.Client, server: Server, path: str, body: Any, loc: list[Any]
+) -> None:
+    name = unique("nul")
+    response = send(client, "POST", path, json.dumps(body).replace(NAME, name).encode())
+    assert_nul_refused(response, ["body", *loc])
+    assert not db_rows(server.database, "SELECT id FROM projects WHERE name = ?", name)  # nothing stored
+
+
+def test_a_nul_character_in_a_path_or_query_parameter_is_a_422(client: httpx.Client) -> None:
+    assert_nul_refused(client.get("/logs/data_%00"), ["path", "id"])
+    assert_nul_refused(client.get("/projects", params={"filter": "a\x00"}), ["query", "filter"])
+    assert_nul_refused(client.get("/logs", params={"project_id": "pr_\x00"}), ["query", "project_id"])
+
+
+def test_a_nul_character_at_the_openai_door_is_a_400_naming_it(server: Server) -> None:
+    headers = {"X-API-KEY": server.api_key, "X-Loopgate-Project": unique("nul")}
+    body = {"model": "mock/mock-1", "messages": [{"role": "user", "content": "a\x00"}]}
+    response = httpx.post(f"{server.base}/v1/chat/completions", json=body, headers=headers, timeout=30)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == "messages[0].content"
+
+
+def test_an_escaped_backslash_before_u0000_is_not_a_nul(client: httpx.Client) -> None:
+    # The JSON text has "\\u0000": a backslash, then the letters u0000. Only a real NUL is refused.
+    body = {"project": unique("nul"), "config": MOCK_CONFIG, "output": "C:\\u0000"}
+    assert "\\\\u0000" in json.dumps(body)
+    created = send(client, "POST", "/logs", body)
+    assert created.status_code == 200, created.text
+    assert client.get(f"/logs/{created.json()['id']}").json()["output"] == "C:\\u0000"
