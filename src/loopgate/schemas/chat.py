@@ -6,6 +6,8 @@ from pydantic import Field
 
 from loopgate.schemas.common import (
     ChatMessage,
+    DatapointRef,
+    Label,
     ModelConfigChatRequest,
     ProviderApiKeys,
     ResponseFormat,
@@ -17,21 +19,21 @@ from loopgate.schemas.common import (
 class GenerationRequest(WireModel):
     """Fields every generation endpoint shares (chat, completion and their deployed / by-config variants)."""
 
-    project: str | None = None
+    project: Label | None = None
     project_id: str | None = None
     session_id: str | None = None
-    session_reference_id: str | None = None
+    session_reference_id: Label | None = None
     parent_id: str | None = None
     parent_reference_id: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
-    source: str | None = None
+    source: Label | None = None
     metadata: dict[str, Any] | None = None
     save: bool = True
-    source_datapoint_id: str | None = None
+    source_datapoint_id: DatapointRef | None = None
     provider_api_keys: ProviderApiKeys | None = None
     num_samples: int = Field(default=1, ge=1, le=128)
     stream: bool = False
-    user: str | None = None
+    user: Label | None = None
     seed: int | None = None
     return_inputs: bool = True
 

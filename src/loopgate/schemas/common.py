@@ -1,9 +1,15 @@
 """Wire models shared by several route groups: messages, tool calls, tools, response format, provider keys."""
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# The widths of the String columns request values are stored in: beyond them PostgreSQL refuses the insert
+# (a 500), so they are a 422 when the request is read, on SQLite as well.
+Label = Annotated[str, Field(max_length=255)]
+DatapointRef = Annotated[str, Field(max_length=64)]  # logs.source_datapoint_id
+DirectoryRef = Annotated[str, Field(max_length=40)]  # projects.directory_id, an id column
 
 
 class WireModel(BaseModel):
@@ -147,6 +153,8 @@ class ModelParameters(BaseModel):
 
 
 class ModelConfigChatRequest(ModelParameters, WireModel):
+    name: Label | None = None  # a new version is stored under its name, or its model when it has none
+    model: Label
     endpoint: ModelEndpoints = ModelEndpoints.CHAT
     chat_template: list[ChatMessage] | None = None
     tools: list[ModelConfigTool] | None = None

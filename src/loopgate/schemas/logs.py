@@ -27,7 +27,7 @@ class ModelConfigRequest(ModelConfigChatRequest):
 
 class ToolConfigRequest(WireModel):
     type: Literal["tool"]
-    name: str
+    name: Label  # the name of the tool config version it is stored as
     description: str | None = None
     strict: bool | None = None
     parameters: dict[str, Any] | None = None

@@ -7,6 +7,7 @@ from pydantic import ConfigDict, Field
 
 from loopgate.schemas.common import (
     ChatMessage,
+    Label,
     LenientModel,
     ModelConfigTool,
     ModelEndpoints,
@@ -21,6 +22,8 @@ _LATE = ConfigDict(defer_build=True)
 
 class ModelConfigCompletionRequest(ModelParameters, WireModel):
     model_config = _LATE
+    name: Label | None = None  # as ModelConfigChatRequest's
+    model: Label
     endpoint: ModelEndpoints = ModelEndpoints.COMPLETE
     # Required by the SDK, optional in the spec: a completion without one is refused when it runs.
     prompt_template: str | None = None
@@ -44,7 +47,9 @@ PathEcho = Annotated[str | None, Field(exclude=True)]
 class ProjectModelConfigRequest(ModelParameters, LegacyBody):
     """``POST /model-configs``: a chat or completion config, registered into a project."""
 
-    project: str | None = Field(default=None, exclude=True)
+    name: Label | None = None  # as ModelConfigChatRequest's
+    model: Label
+    project: Label | None = Field(default=None, exclude=True)
     project_id: str | None = Field(default=None, exclude=True)
     prompt_template: str | None = None
     chat_template: list[ChatMessage] | None = None

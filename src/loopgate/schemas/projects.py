@@ -5,7 +5,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from loopgate.schemas.common import WireModel
+from loopgate.schemas.common import DirectoryRef, Label, WireModel
 from loopgate.schemas.model_configs import LegacyBody, PathEcho
 
 
@@ -21,9 +21,9 @@ class SortOrder(StrEnum):
 
 
 class UpdateProjectRequest(LegacyBody):
-    name: str | None = None
+    name: Label | None = None
     active_config_id: str | None = None
-    directory_id: str | None = None
+    directory_id: DirectoryRef | None = None
     id: PathEcho = None
 
 
@@ -59,8 +59,8 @@ class FeedbackTypeRequest(FeedbackType, LegacyBody):
 
 
 class CreateProjectRequest(LegacyBody):
-    name: str
-    directory_id: str | None = None
+    name: Label
+    directory_id: DirectoryRef | None = None
     # Gone from the 4.0.1 spec but still in the requests of TypeScript SDK 0.5.x (and the older spec):
     # the project's own feedback types, created with it.
     feedback_types: list[FeedbackType] | None = None

@@ -42,6 +42,7 @@ HEADERS = {
     "reference_id": "X-Loopgate-Reference-Id",
 }
 PROVIDER_KEY_HEADER = "X-Provider-Api-Key"
+_REFERENCE_WIDTH = 255  # logs.reference_id, as POST /logs bounds it (PostgreSQL refuses a longer one)
 
 # Providers whose adapter speaks OpenAI's own wire API: ``max_completion_tokens`` reaches them as named,
 # since OpenAI's reasoning models refuse ``max_tokens``. Every other provider gets it as its max_tokens.
@@ -198,6 +199,12 @@ class OpenAIDoor:
         if reference_id is not None:
             if request.num_samples > 1:
                 raise RequestInvalid(["body", "reference_id"], "A reference id names one log: use n=1")
+            if len(reference_id) > _REFERENCE_WIDTH:
+                raise RequestInvalid(
+                    ["body", "reference_id"],
+                    f"String should have at most {_REFERENCE_WIDTH} characters",
+                    "string_too_long",
+                )
             # Unique per organization, as for POST /logs; a request racing for the same id gets a 409
             # from the writer (the unique index), never a 500.
             if await self._logs.taken_references(org_id, [reference_id]):
