@@ -93,6 +93,32 @@ def test_register_errors(client: httpx.Client) -> None:
     assert client.post("/model-configs", json={**MOCK, "project": unique(), "bogus": 1}).status_code == 422
 
 
+LINKED = {"id": "oc_0123456789abcdefghijk", "source": "organization"}  # a LinkedToolRequest
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/model-configs", {**MOCK, "project": "P", "tools": [LINKED]}, ["tools", 0]),
+        ("/logs", {"project": "P", "config": {**MOCK, "tools": [LINKED]}}, ["config", "model", "tools", 0]),
+        ("/chat", chat_body("P", model_config={**MOCK, "tools": [{"name": "ok"}, LINKED]}),
+         ["model_config", "tools", 1]),
+    ],
+)  # fmt: skip
+def test_a_config_with_a_linked_tool_is_refused(
+    client: httpx.Client, path: str, body: dict[str, Any], loc: list[Any]
+) -> None:
+    """An organization tool named by id: this server has none, so the config could never run, and its
+    ToolResponse would lack the name the spec requires. Registering and logging one answered 200 and the
+    config then read back with ``"name": null`` (a schemathesis finding); /chat already refused it."""
+    project = unique("linked")
+    response = client.post(path, json={**body, "project": project})
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", *loc] and "Linked organization tools" in error["msg"]
+    assert client.get("/projects", params={"filter": project}).json()["total"] == 0
+
+
 def test_get_returns_the_bare_model_config(client: httpx.Client) -> None:
     registered = register(
         client,

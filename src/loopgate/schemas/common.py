@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 # The widths of the String columns request values are stored in: beyond them PostgreSQL refuses the insert
 # (a 500), so they are a 422 when the request is read, on SQLite as well.
@@ -115,6 +115,23 @@ class ModelConfigTool(LenientModel):
     preset_name: str | None = None
 
 
+LINKED_TOOLS_UNAVAILABLE = (
+    "Linked organization tools are not available on this server; define the tool inline with a name"
+)
+
+
+def _named(tool: ModelConfigTool) -> ModelConfigTool:
+    if not tool.name:
+        raise ValueError(LINKED_TOOLS_UNAVAILABLE)
+    return tool
+
+
+# A tool of a config in a request: inline, with a name. A LinkedToolRequest names an organization tool
+# (``oc_...``) by id; this server has none, so such a config could never run, and ToolResponse, which
+# echoes it, requires the name it lacks. Stored configs keep reading ModelConfigTool.
+InlineTool = Annotated[ModelConfigTool, AfterValidator(_named)]
+
+
 class ProviderApiKeys(BaseModel):
     """Per-request provider credentials. Used for the one call and never stored or logged."""
 
@@ -157,4 +174,4 @@ class ModelConfigChatRequest(ModelParameters, WireModel):
     model: Label
     endpoint: ModelEndpoints = ModelEndpoints.CHAT
     chat_template: list[ChatMessage] | None = None
-    tools: list[ModelConfigTool] | None = None
+    tools: list[InlineTool] | None = None

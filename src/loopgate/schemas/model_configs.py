@@ -7,6 +7,7 @@ from pydantic import ConfigDict, Field
 
 from loopgate.schemas.common import (
     ChatMessage,
+    InlineTool,
     Label,
     LenientModel,
     ModelConfigTool,
@@ -54,7 +55,7 @@ class ProjectModelConfigRequest(ModelParameters, LegacyBody):
     prompt_template: str | None = None
     chat_template: list[ChatMessage] | None = None
     endpoint: ModelEndpoints = ModelEndpoints.COMPLETE
-    tools: list[ModelConfigTool] | None = None
+    tools: list[InlineTool] | None = None
 
 
 class DeserializeRequest(LegacyBody):

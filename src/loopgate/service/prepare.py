@@ -19,7 +19,7 @@ from loopgate.errors import NotFoundError, RequestInvalid
 from loopgate.providers.base import GenerationCall, Provider
 from loopgate.providers.registry import ProviderRegistry
 from loopgate.schemas.chat import ChatRequest, GenerationRequest
-from loopgate.schemas.common import ModelConfigChatRequest, ModelConfigTool
+from loopgate.schemas.common import LINKED_TOOLS_UNAVAILABLE, ModelConfigChatRequest, ModelConfigTool
 from loopgate.schemas.completion import (
     ChatDeployedRequest,
     ChatFields,
@@ -97,11 +97,9 @@ def _tools(tools: list[ModelConfigTool] | None) -> list[dict[str, Any]] | None:
         return None
     converted = []
     for position, tool in enumerate(tools):
-        if not tool.name:
+        if not tool.name:  # a stored config's (a request's own tools are checked by its schema)
             raise RequestInvalid(
-                ["body", "model_config", "tools", position, "name"],
-                "Linked organization tools are not available on this server; "
-                "define the tool inline with a name",
+                ["body", "model_config", "tools", position, "name"], LINKED_TOOLS_UNAVAILABLE
             )
         function: dict[str, Any] = {"name": tool.name}
         if tool.description is not None:
