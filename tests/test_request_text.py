@@ -1,21 +1,23 @@
 """Text no store can hold is refused with a 422 in the v4 shape, on SQLite and PostgreSQL alike, never a 500:
 lone surrogate escapes (what JavaScript's JSON.stringify makes of a string cut inside an emoji) and bytes
 that are not UTF-8, on every route; the same escape in a ``.prompt`` file's front matter; the NUL character
-(PostgreSQL's text cannot hold it) in a body, a path or a query parameter, at the OpenAI door a 400.
+(PostgreSQL's text cannot hold it) in a body, a path or a query parameter; an integer outside 64 bits
+(orjson cannot write it into a log). At the OpenAI door these are a 400.
 
-Found by an API-conformance run of schemathesis: these requests reached SQLite / PostgreSQL (or orjson,
-when a response was built) and failed there with a 500."""
+Found in an API-conformance audit (schemathesis, and probes around its findings): these requests reached
+SQLite / PostgreSQL, or orjson writing a log or a response, and failed there with a 500."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.helpers import MOCK_CONFIG, db_rows, unique
+from tests.helpers import MOCK_CONFIG, chat_body, db_rows, unique
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -159,3 +161,45 @@ def test_an_escaped_backslash_before_u0000_is_not_a_nul(client: httpx.Client) ->
     created = send(client, "POST", "/logs", body)
     assert created.status_code == 200, created.text
     assert client.get(f"/logs/{created.json()['id']}").json()["output"] == "C:\\u0000"
+
+
+# -- integers beyond 64 bits ---------------------------------------------------------------------------------
+
+HUGE = "Integers must lie between -2**63 and 2**64-1 (64 bits)"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/chat", {**CHAT, "metadata": {"trace": uuid.uuid4().int}}, ["metadata", "trace"]),
+        ("/chat", {**CHAT, "model_config": {**MOCK_CONFIG, "seed": 2**64}}, ["model_config", "seed"]),
+        ("/chat", {**CHAT, "inputs": {"n": -(2**63) - 1}}, ["inputs", "n"]),
+        ("/logs", {**LOG, "metadata": {"big": [1, 2**70]}}, ["metadata", "big", 1]),
+        ("/completion", {**COMPLETE, "inputs": {"x": 10**30}}, ["inputs", "x"]),
+    ],
+)
+def test_an_integer_beyond_64_bits_is_a_422_naming_it(
+    client: httpx.Client, server: Server, path: str, body: Any, loc: list[Any]
+) -> None:
+    """The fast lane (/chat) answered these with a 500 (orjson cannot write them into the log); the other
+    routes read them as floats and stored 1e+30 for the integer sent."""
+    name = unique("huge")
+    response = send(client, "POST", path, json.dumps(body).replace(NAME, name).encode())
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == [{"loc": ["body", *loc], "msg": HUGE, "type": "value_error"}]
+    assert not db_rows(server.database, "SELECT id FROM projects WHERE name = ?", name)
+
+
+def test_integers_at_the_64_bit_bounds_are_kept_exactly(client: httpx.Client) -> None:
+    metadata = {"top": 2**64 - 1, "bottom": -(2**63), "text": "1" * 40}
+    answered = client.post("/chat", json=chat_body(unique("huge"), metadata=metadata))
+    assert answered.status_code == 200, answered.text
+    assert client.get(f"/logs/{answered.json()['data'][0]['id']}").json()["metadata"] == metadata
+
+
+def test_an_integer_beyond_64_bits_at_the_openai_door_is_a_400_naming_it(server: Server) -> None:
+    headers = {"X-API-KEY": server.api_key, "X-Loopgate-Project": unique("huge")}
+    body = {"model": "mock/mock-1", "messages": [{"role": "user", "content": "hi"}], "seed": 2**64}
+    response = httpx.post(f"{server.base}/v1/chat/completions", json=body, headers=headers, timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "seed"

@@ -7,11 +7,17 @@
   ``json_invalid`` that the fast lane and ``POST /logs`` already gave.
 - No NUL character (U+0000) in a string or a key: PostgreSQL's ``text`` cannot hold one (its inserts and
   lookups failed with a 500). It is refused on SQLite too, so both backends accept the same requests.
+- No integer outside 64 bits (-2**63 to 2**64-1). orjson, which writes every stored document, refuses to
+  write one (the fast lane, which validates the body's bytes with pydantic, answered a 500) and reads one
+  as a float (the other routes stored ``uuid4().int`` in ``metadata`` as 3.4e+38).
 
 Starlette only: the fast lanes (``POST /v4/chat``, ``POST /v1/chat/completions``) use it before FastAPI is
 imported; ``api/routing.py`` applies it to every FastAPI route of ``/v4``.
 """
 
+import json
+import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,7 +26,9 @@ from starlette.requests import Request
 from loopgate.errors import RequestInvalid
 
 NUL_MESSAGE = "Text must not contain the NUL character (U+0000)"
+HUGE_INTEGER_MESSAGE = "Integers must lie between -2**63 and 2**64-1 (64 bits)"
 _NUL_ESCAPE = b"\\u0000"  # a NUL can only be written this way inside JSON text
+_LONG_DIGITS = re.compile(rb"\d{19}")  # an integer outside 64 bits has at least 19 digits
 
 
 class JSONRequest(Request):
@@ -43,15 +51,31 @@ def nul_location(raw: bytes, document: Any) -> list[str | int] | None:
     """Where the first NUL character of a parsed JSON body is (its path, a key's included), or None."""
     if not may_hold_nul(raw):
         return None
+    return _first(document, lambda value: isinstance(value, str) and "\x00" in value)
+
+
+def huge_integer_location(raw: bytes) -> list[str | int] | None:
+    """Where the first integer outside 64 bits of a JSON body is, or None. Only a body with a run of 19
+    digits can hold one: it alone is parsed again, by ``json.loads``, whose integers are exact."""
+    if _LONG_DIGITS.search(raw) is None:
+        return None
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None  # not JSON (or nested beyond reading): the route refuses it as such
+    return _first(document, lambda value: type(value) is int and not -(2**63) <= value < 2**64)
+
+
+def _first(document: Any, hit: Callable[[Any], bool]) -> list[str | int] | None:
+    """The path of the first value (or key) of a JSON document that ``hit`` accepts, in document order."""
     pending: list[tuple[Any, list[str | int]]] = [(document, [])]
-    while pending:  # depth first, in document order, without recursion (bodies may nest deeply)
+    while pending:  # depth first, without recursion (bodies may nest deeply)
         node, path = pending.pop()
-        if isinstance(node, str):
-            if "\x00" in node:
-                return path
-        elif isinstance(node, dict):
+        if hit(node):
+            return path
+        if isinstance(node, dict):
             for key in node:
-                if "\x00" in key:
+                if hit(key):
                     return [*path, key]
             pending.extend((value, [*path, key]) for key, value in reversed(node.items()))
         elif isinstance(node, list):
@@ -59,8 +83,20 @@ def nul_location(raw: bytes, document: Any) -> list[str | int] | None:
     return None
 
 
-def refuse_nul(raw: bytes, document: Any) -> None:
-    """Raises the 422 for a body with a NUL character, naming where it is."""
-    path = nul_location(raw, document)
-    if path is not None:
-        raise RequestInvalid(["body", *path], NUL_MESSAGE)
+def unstorable(raw: bytes, document: Any) -> dict[str, Any] | None:
+    """The error (``loc`` within the body, ``msg``, ``type``) of a body with a NUL character or an integer
+    outside 64 bits, or None. ``document`` is the parsed body, read only when the text may hold a NUL."""
+    nul = nul_location(raw, document)
+    if nul is not None:
+        return {"loc": nul, "msg": NUL_MESSAGE, "type": "value_error"}
+    huge = huge_integer_location(raw)
+    if huge is not None:
+        return {"loc": huge, "msg": HUGE_INTEGER_MESSAGE, "type": "value_error"}
+    return None
+
+
+def refuse_unstorable(raw: bytes, document: Any) -> None:
+    """Raises the 422 of ``unstorable``, at ``["body", ...]``."""
+    error = unstorable(raw, document)
+    if error is not None:
+        raise RequestInvalid(["body", *error["loc"]], error["msg"], error["type"])

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from loopgate.api.bodies import may_hold_nul, refuse_nul
+from loopgate.api.bodies import may_hold_nul, refuse_unstorable
 from loopgate.api.keys import authenticate
 from loopgate.api.responses import (
     JSONAnswer,
@@ -61,8 +61,7 @@ class ChatFastLane:
         try:
             org_id = await authenticate(self._store, key)
             request = ChatRequest.model_validate_json(body)
-            if may_hold_nul(body):
-                refuse_nul(body, orjson.loads(body))
+            refuse_unstorable(body, orjson.loads(body) if may_hold_nul(body) else None)
             if not request.stream:
                 # The common case, sent without a Response object: two sends with prebuilt headers.
                 await JSONAnswer(orjson.dumps(await self._generation.chat(org_id, request)))(

@@ -21,7 +21,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from loopgate.api.bodies import NUL_MESSAGE, nul_location
+from loopgate.api.bodies import unstorable
 from loopgate.api.fastlane import TOO_LARGE, read_body
 from loopgate.api.keys import authenticate
 from loopgate.api.responses import JSONAnswer, JSONBytes, storage_unavailable
@@ -90,9 +90,9 @@ class OpenAIChatLane:
         except orjson.JSONDecodeError:
             message = "We could not parse the JSON body of your request: it must be a JSON object"
             return openai_error(400, error_object(message, "invalid_request_error"))
-        nul = nul_location(raw, parsed)
-        if nul is not None:
-            return validation_response([{"loc": nul, "msg": NUL_MESSAGE, "type": "value_error"}], parsed)
+        refused = unstorable(raw, parsed)
+        if refused is not None:
+            return validation_response([refused], parsed)
         try:
             body = ChatCompletionRequest.model_validate(parsed)
         except ValidationError as exc:

@@ -1,5 +1,6 @@
-"""The route class of every ``/v4`` FastAPI route: bodies parsed by orjson and no NUL character in a body,
-a path parameter or a query parameter (``api/bodies.py`` says why), before the route reads any of them."""
+"""The route class of every ``/v4`` FastAPI route: bodies parsed by orjson, no NUL character in a body, a
+path parameter or a query parameter, and no integer outside 64 bits in a body (``api/bodies.py`` says
+why), before the route reads any of them."""
 
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -9,7 +10,7 @@ from fastapi import Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from loopgate.api.bodies import NUL_MESSAGE, JSONRequest, may_hold_nul, refuse_nul
+from loopgate.api.bodies import NUL_MESSAGE, JSONRequest, may_hold_nul, refuse_unstorable
 from loopgate.errors import RequestInvalid
 
 
@@ -26,13 +27,12 @@ class V4Route(APIRoute):
                 if "\x00" in name or "\x00" in value:
                     raise RequestInvalid(["query", name], NUL_MESSAGE)
             raw = await request.body()
-            if may_hold_nul(raw):
-                try:
-                    document = await request.json()
-                except orjson.JSONDecodeError:
-                    pass  # the route answers it (422 json_invalid), or takes a body that is not JSON
-                else:
-                    refuse_nul(raw, document)
+            try:
+                document = await request.json() if may_hold_nul(raw) else None
+            except orjson.JSONDecodeError:
+                pass  # the route answers it (422 json_invalid), or takes a body that is not JSON
+            else:
+                refuse_unstorable(raw, document)
             return await handle(request)
 
         return handler
