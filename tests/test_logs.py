@@ -348,6 +348,7 @@ def test_list_search_filters_and_sorts(client: httpx.Client) -> None:
         ({"end_date": "2024-13-01"}, ["query", "end_date"]),
         ({"sort": "colour.asc"}, ["query", "sort"]),
         ({"sort": "timestamp"}, ["query", "sort"]),
+        ({"sort": "feedback-.asc"}, ["query", "sort"]),  # names no feedback type
         ({"version_status": "draft"}, ["query", "version_status"]),
     ],
 )

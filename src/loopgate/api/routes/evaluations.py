@@ -27,10 +27,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from loopgate.api.auth import Organization
-from loopgate.api.paging import PageFromOne, PageFromZero, PageSize
+from loopgate.api.paging import PageFromOne, PageFromZero, PageSize, sort_keys
 from loopgate.api.responses import JSONBytes
 from loopgate.api.routing import V4Route
-from loopgate.errors import RequestInvalid
 from loopgate.schemas.evaluations import (
     AddEvaluatorsRequest,
     CreateEvaluationLogRequest,
@@ -58,19 +57,8 @@ _SORTABLE = ("dataset", "config", "status")
 
 
 def _sorts(values: list[str]) -> list[EvaluationSort]:
-    sorts = []
-    for value in values:
-        column, _, direction = value.rpartition(".")
-        # "evaluator-" alone names no evaluator: refused rather than read as a sort that changes nothing.
-        evaluator = column.startswith("evaluator-") and column != "evaluator-"
-        if direction not in ("asc", "desc") or not (column in _SORTABLE or evaluator):
-            raise RequestInvalid(
-                ["query", "sort"],
-                f"sort must be <column>.<asc|desc> with column dataset, config, status or "
-                f"evaluator-<evaluator id>, not {value!r}",
-            )
-        sorts.append(EvaluationSort(column, direction == "desc"))
-    return sorts
+    keys = sort_keys(values, _SORTABLE, "evaluator-<evaluator id>")
+    return [EvaluationSort(column, descending) for column, descending in keys]
 
 
 @router.post("/projects/{project_id}/evaluations", status_code=201, response_class=JSONBytes)

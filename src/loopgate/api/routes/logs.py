@@ -17,7 +17,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from loopgate.api.auth import Organization
-from loopgate.api.paging import PageFromZero, PageSize
+from loopgate.api.paging import PageFromZero, PageSize, sort_keys
 from loopgate.api.responses import JSONBytes
 from loopgate.api.routing import V4Route
 from loopgate.errors import RequestInvalid
@@ -81,17 +81,9 @@ def _moment(name: str, value: str | None, *, end: bool) -> datetime | None:
 
 
 def _sorts(values: list[str]) -> list[LogSort]:
-    sorts = []
-    for value in values:
-        column, _, direction = value.rpartition(".")
-        if direction not in ("asc", "desc") or not (column in _SORTABLE or column.startswith("feedback-")):
-            raise RequestInvalid(
-                ["query", "sort"],
-                f"sort must be <column>.<asc|desc> with column timestamp, source, model or "
-                f"feedback-<type>, not {value!r}",
-            )
-        sorts.append(LogSort(column, direction == "desc"))
-    return sorts
+    return [
+        LogSort(column, descending) for column, descending in sort_keys(values, _SORTABLE, "feedback-<type>")
+    ]
 
 
 def _feedback_filters(request: Request) -> dict[str, list[str]]:
