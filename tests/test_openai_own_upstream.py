@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from loopgate.providers.base import GenerationCall
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.openai_chat import OpenAIChatAdapter
 
-from .conftest import Server
+from .conftest import Server, make_server
 from .helpers import disk_full
 from .openai_e2e import (
     SECRET_KEY,
@@ -365,6 +366,29 @@ def test_own_error_event_mid_stream_on_a_full_disk(
         events = sse_events(own_client.post("/chat", json=chat_body(project, marker, stream=True)))
     assert events[-1]["detail"]["message"] == "The model crashed mid-answer"
     assert len(project_logs(own.database, project)) == 1  # the failed stream's log could not be stored
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_nul_character_in_the_output_is_stored(tmp_path: Path, upstream: Upstream, backend: str) -> None:
+    """Requests with a NUL are refused, but a provider may send one; PostgreSQL's text cannot hold it."""
+    short, long = "a\x00b", "x" * 80 + "\x00"  # the long one is also stored as a blob (over 64 characters)
+    marker = upstream.script(Reply(body=completion(short, long)))
+    server = make_server(tmp_path, backend=backend, LOOPGATE_OPENAI_BASE_URL=upstream.url)
+    server.start()
+    try:
+        with server.client() as client:
+            body = chat_body(unique("nul-output"), marker, num_samples=2)
+            body["provider_api_keys"] = {"openai": SECRET_KEY}
+            answer = client.post("/chat", json=body)
+            assert answer.status_code == 200, answer.text
+            assert [item["output"] for item in answer.json()["data"]] == [short, long]  # as sent
+            stored = [client.get(f"/logs/{item['id']}").json()["output"] for item in answer.json()["data"]]
+    finally:
+        server.stop()
+    if backend == "sqlite":
+        assert stored == [short, long]
+    else:
+        assert stored == ["a\ufffdb", "x" * 80 + "\ufffd"]
 
 
 def test_own_malformed_chunk_mid_stream(own_client: httpx.Client, own: Server, upstream: Upstream) -> None:

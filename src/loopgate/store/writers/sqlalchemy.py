@@ -8,6 +8,7 @@ connection), not every batch after it.
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +22,30 @@ _log = logging.getLogger("loopgate.writer")
 _COLUMNS = [column.name for column in tables.logs.columns]
 
 
+# PostgreSQL's text cannot hold U+0000, nor can its JSONB (the search index casts ``payload`` to it): a
+# provider's output or error with one failed its log's insert, and the request with it, every time it was
+# retried. Requests with one are refused when read (api/bodies.py), so only what a provider sends gets
+# here; it is stored with U+FFFD in its place, and the client still gets it as sent. (SQLite, whose writer
+# is another, stores it as it is.)
+_NUL_ESCAPE = "\\u0000"
+# In JSON text: the escape itself, not the letters after an escaped backslash ("\\u0000" is "\" + "u0000").
+_ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _storable(value: Any) -> Any:
+    if type(value) is str and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
 def _complete(log: dict[str, Any]) -> dict[str, Any]:
     """Every column, NULL where the row does not name it: executemany compiles one statement from the first
     row's keys, and rows from different paths (chat, POST /logs) name different optional columns."""
-    return {name: log.get(name) for name in _COLUMNS}
+    row = {name: _storable(log.get(name)) for name in _COLUMNS}
+    payload = row["payload"]
+    if type(payload) is str and _NUL_ESCAPE in payload:
+        row["payload"] = _ESCAPED_NUL.sub(r"\1\\ufffd", payload)
+    return row
 
 
 @dataclass(slots=True)
@@ -110,7 +131,7 @@ class SQLAlchemyLogWriter:
 async def _insert(connection: AsyncConnection, blobs: dict[str, str], logs: list[dict[str, Any]]) -> None:
     if blobs:
         # Sorted: two processes inserting overlapping blobs lock them in the same order, never deadlock.
-        rows = [{"hash": digest, "data": blobs[digest]} for digest in sorted(blobs)]
+        rows = [{"hash": digest, "data": _storable(blobs[digest])} for digest in sorted(blobs)]
         await connection.execute(insert_ignore(connection, tables.blobs), rows)
     if logs:
         # Sorted by tally row: the insert trigger updates log_tallies (revision 0005), see tallies.sort_key.
