@@ -64,11 +64,9 @@ def storage_unavailable(exc: Exception, where: str) -> StorageUnavailable | None
     """An error no route handles: a database that could not complete the request (a full disk, a lost
     connection) is returned for a 503 that says why; anything else is a bug, logged with its traceback
     for a 500 (None)."""
-    failure = exc if isinstance(exc, StorageUnavailable) else unavailable(exc)
+    failure = unavailable(exc, where)
     if failure is None:
         _log.error("unexpected error on %s", where, exc_info=exc)
-    else:
-        _log.error("%s: %s", where, failure.message)
     return failure
 
 

@@ -35,13 +35,13 @@ def storage_failure(error: BaseException) -> str | None:
     return None
 
 
-def unavailable(error: BaseException) -> StorageUnavailable | None:
-    """The 503 for a request the database could not complete (its whole error logged), or None when
-    ``error`` is something else."""
+def unavailable(error: BaseException, where: str) -> StorageUnavailable | None:
+    """The 503 for a request (``where``: its method and path) the database could not complete, its whole
+    error logged; None when ``error`` is something else."""
     reason = storage_failure(error)
     if reason is None:
         return None
-    _log.warning("the database could not complete a request: %s", _first_line(str(error)))
+    _log.error("%s: the database could not complete it: %s", where, _first_line(str(error)))
     return StorageUnavailable.database(reason)
 
 
