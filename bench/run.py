@@ -26,7 +26,6 @@ Prints a table and writes everything (with the exact commands) to bench/results/
 import argparse
 import contextlib
 import json
-import math
 import os
 import shutil
 import signal
@@ -42,6 +41,7 @@ from typing import Any
 import loadgen
 import procs
 import report
+import wrk
 from fixtures import (
     DOOR,
     ECHO_MODULE,
@@ -249,34 +249,18 @@ class Bench:
         headers_file = self.dir / f"headers-{target.name}-{int(stream)}.txt"
         headers_file.write_text(target.wrk_headers(stream=stream))
         threads = max(1, min(self.args.threads, concurrency))
-        argv = [
-            "wrk",
-            f"-t{threads}",
-            f"-c{concurrency}",
-            f"-d{max(1, math.ceil(duration))}s",
-            "--timeout",
-            "10s",
-            "--latency",
-            "-s",
-            str(BENCH / "chat.lua"),
-            f"http://127.0.0.1:{target.port}{target.path}",
-        ]
-        env = dict(os.environ, BENCH_BODY=str(body_file), BENCH_HEADERS=str(headers_file))
+        argv = wrk.command(
+            target.port, target.path, concurrency=concurrency, duration=duration, threads=threads
+        )
         is_loopgate = target.name in (LOOPGATE, DOOR)
         logs_before = self.settled_log_count() if is_loopgate else 0
         watched = self.pids_of(target)
         cpu_before = procs.cpu_seconds(watched)
-        done = subprocess.run(
-            argv, env=env, capture_output=True, text=True, check=False, timeout=duration + 60
-        )
+        raw = wrk.run(argv, body_file, headers_file, duration)
         cpu_after = procs.cpu_seconds(watched)
         cpu_user, cpu_system = (after - before for after, before in zip(cpu_after, cpu_before, strict=True))
         cpu_used = cpu_user + cpu_system
-        lines = [line for line in done.stdout.splitlines() if line.startswith("BENCH_WRK ")]
-        if done.returncode != 0 or not lines:
-            raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        raw = json.loads(lines[-1].split(" ", 1)[1])
-        errors = sum(raw[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout"))
+        errors = wrk.socket_errors(raw)
         ok = raw["requests"] - raw["errors_status"]
         result: dict[str, Any] = {
             "command": f"BENCH_BODY={body_file.name} BENCH_HEADERS={headers_file.name} "
