@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -77,9 +78,30 @@ def _serve(settings: "Settings", args: argparse.Namespace) -> int:
             writer = supervisor.WriterOptions(
                 sqlite_path(settings.database_url), settings.sqlite_synchronous, settings.writer_max_batch
             )
-        return supervisor.serve(uvicorn.Config(app, factory=True, **options), workers, writer)
+        with _shared_metrics(settings):
+            return supervisor.serve(uvicorn.Config(app, factory=True, **options), workers, writer)
     uvicorn.run(app, factory=True, **options)
     return 0
+
+
+@contextlib.contextmanager
+def _shared_metrics(settings: "Settings") -> Iterator[None]:
+    """With metrics on, a directory where the workers and the writer process leave their counts for
+    whichever worker answers ``/metrics`` (loopgate/metrics.py); made before they are forked."""
+    if settings.metrics_token is None:
+        yield
+        return
+    import shutil
+    import tempfile
+
+    from loopgate import metrics
+
+    directory = Path(tempfile.mkdtemp(prefix="loopgate-metrics-"))
+    metrics.enable(directory)
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def _create_key(settings: "Settings", organization: str, name: str | None) -> str:

@@ -167,6 +167,17 @@ class Settings(BaseModel):
     otlp_timeout: float = Field(default=10.0, gt=0)
     otlp_compression: Literal["gzip", "none"] = "none"  # OTLP's own default is none
 
+    # GET /metrics (Prometheus) answers requests that carry it as a bearer token; while unset, nothing is
+    # counted and /metrics is a 404. A credential: never logged, never echoed in an error.
+    metrics_token: str | None = None
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough(cls, token: str | None) -> str | None:
+        if token and len(token) < 16:
+            raise ValueError("must be at least 16 characters: it guards the server's metrics")
+        return token or None
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_case(cls, level: object) -> object:

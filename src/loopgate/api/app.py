@@ -12,6 +12,7 @@ services are up. Any other request waits for that build, then goes to it.
 import asyncio
 import logging
 import re
+import time
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,9 +20,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from loopgate import runtime
+from loopgate import metrics, runtime
 from loopgate.api import fastlane
 from loopgate.api.responses import error_response, internal_error_response
 from loopgate.config import Settings
@@ -56,8 +57,13 @@ class Services:
     generation: GenerationService
 
 
-def create_app(settings: Settings | None = None) -> "LoopgateApp":
-    return LoopgateApp(settings or Settings())
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    settings = settings or Settings()
+    app = LoopgateApp(settings)
+    if settings.metrics_token is None:
+        return app  # nothing counted: not even the check whether to count, on the hot path
+    metrics.enable()
+    return CountedRequests(app)
 
 
 @asynccontextmanager
@@ -198,15 +204,66 @@ class LoopgateApp:
                 runtime.tune()  # after everything the fast lane needs is imported and built
                 self._services = services
                 timer = asyncio.get_running_loop().call_later(_BUILD_DELAY, self._start_build)
+                sharing = asyncio.create_task(metrics.share_periodically()) if metrics.sharing() else None
                 await send({"type": "lifespan.startup.complete"})
                 started = True
                 await receive()  # lifespan.shutdown
                 timer.cancel()
+                if sharing is not None:
+                    sharing.cancel()
         except BaseException:
             failed = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
             await send({"type": failed, "message": traceback.format_exc()})
             raise
         await send({"type": "lifespan.shutdown.complete"})
+
+
+class CountedRequests:
+    """``LoopgateApp`` with every HTTP request counted for ``/metrics``: method, route template (the path
+    itself for the routes ``LoopgateApp`` answers without FastAPI), status and duration."""
+
+    _OWN_ROUTES = frozenset((fastlane.PATH, _OPENAI_CHAT_PATH, _HEALTH_PATH))
+
+    def __init__(self, app: LoopgateApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = "none"  # the client left before any answer began
+
+        async def counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = str(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counted)
+        except BaseException:
+            if status == "none":
+                status = "500"  # what uvicorn answers for it
+            raise
+        finally:
+            route = scope["path"] if scope["path"] in self._OWN_ROUTES else _route_template(scope)
+            metrics.http_request(scope["method"], route, status, time.perf_counter() - started)
+
+
+def _route_template(scope: Scope) -> str:
+    """The template of the route that answered, prefixes included (``/v4/projects/{id}``). FastAPI keeps an
+    included router's routes without its prefix, so the prefix is what the path holds before the route's
+    own part, rebuilt from the path parameters; "unmatched" when no route answered (a 404)."""
+    template = getattr(scope.get("route"), "path_format", None)
+    if not isinstance(template, str):
+        return "unmatched"
+    try:
+        own_part = template.format(**scope.get("path_params", {}))
+    except (KeyError, IndexError, ValueError):
+        return template
+    path: str = scope["path"]
+    return path[: len(path) - len(own_part)] + template if path.endswith(own_part) else template
 
 
 def _declared_length(scope: Scope) -> int:

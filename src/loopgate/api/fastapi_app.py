@@ -4,16 +4,18 @@ start-up, and forwards to it every request the fast lane does not answer. Its ro
 services through ``request.app.state``.
 """
 
+import hmac
 import sqlite3
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from loopgate import __version__
+from loopgate import __version__, metrics
 from loopgate.api.app import Services
 from loopgate.api.auth import organization
 from loopgate.api.responses import (
@@ -35,7 +37,7 @@ from loopgate.api.routes import (
     projects,
     sessions,
 )
-from loopgate.errors import LoopgateError, RequestTooLarge
+from loopgate.errors import AuthenticationError, LoopgateError, RequestTooLarge
 from loopgate.service.datasets import DatasetService
 from loopgate.service.evaluations import EvaluationService
 from loopgate.service.evaluators import EvaluatorService
@@ -83,6 +85,16 @@ def build_fastapi_app(services: Services) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    token = services.settings.metrics_token
+    if token is not None:
+        expected = f"Bearer {token}".encode()
+
+        @app.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics(authorization: Annotated[str, Header()] = "") -> Response:
+            if not hmac.compare_digest(authorization.encode(), expected):
+                raise AuthenticationError("/metrics needs Authorization: Bearer <LOOPGATE_METRICS_TOKEN>")
+            return Response(metrics.render(metrics.gather()), media_type=metrics.CONTENT_TYPE)
 
     return app
 

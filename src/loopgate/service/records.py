@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from loopgate import metrics
 from loopgate.providers.base import Usage
 from loopgate.service.prepare import Prepared
 from loopgate.store import content
@@ -99,6 +100,17 @@ def log_row(
             "logprobs": sample.logprobs,
         }
         payload = orjson.dumps(content.intern(document, blobs)).decode()
+    # Every generation's log is built here, so this is where generations are counted.
+    metrics.generation(
+        prepared.provider.name,
+        prepared.call.model,
+        status,
+        first_sample=sample.index == 0,
+        prompt_tokens=sample.prompt_tokens,
+        output_tokens=sample.output_tokens,
+        seconds=latency,
+        retries=provider_retries,
+    )
     return {
         "id": sample.log_id,
         "org_id": prepared.org_id,

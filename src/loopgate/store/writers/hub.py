@@ -31,6 +31,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from loopgate import metrics
 from loopgate.errors import StorageUnavailable
 from loopgate.store.failures import storage_failure
 from loopgate.store.writers import item_error
@@ -172,10 +173,12 @@ def _serve(control: socket.socket, path: str, synchronous: str, max_batch: int) 
     selector.register(control, selectors.EVENT_READ, None)
     peers: set[_Peer] = set()
     control_open = True
+    # With metrics on, wake at least this often to share the latest counts (loopgate/metrics.py).
+    wake_every = metrics.SHARE_INTERVAL if metrics.sharing() else None
     try:
         while control_open or peers:
             batch: list[tuple[_Peer, int, Rows, dict[str, str]]] = []
-            for key, events in selector.select():
+            for key, events in selector.select(wake_every):
                 peer: _Peer | None = key.data
                 if peer is None:
                     control_open = _accept(control, selector, peers)
@@ -190,7 +193,9 @@ def _serve(control: socket.socket, path: str, synchronous: str, max_batch: int) 
                 if peer.outgoing and peer.open:
                     peer.send()
                 _watch(selector, peers, peer)
+            metrics.share(every=metrics.SHARE_INTERVAL)
     finally:
+        metrics.share()
         connection.close()
         if lock_fd is not None:
             os.close(lock_fd)

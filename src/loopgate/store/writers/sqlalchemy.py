@@ -9,11 +9,13 @@ connection), not every batch after it.
 import asyncio
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from loopgate import metrics
 from loopgate.store import tables, tallies
 from loopgate.store.queries import insert_ignore
 from loopgate.store.writers import item_error
@@ -110,6 +112,7 @@ class SQLAlchemyLogWriter:
                 try:
                     await self._transaction([item])
                 except Exception as exc:
+                    metrics.log_write_failure()
                     _settle(item.future, item_error(exc))
                 else:
                     _settle(item.future, None)
@@ -124,8 +127,10 @@ class SQLAlchemyLogWriter:
         for item in batch:
             blobs.update(item.blobs)
             logs.extend(_complete(log) for log in item.logs)
+        started = time.perf_counter()
         async with self._engine.begin() as connection:
             await _insert(connection, blobs, logs)
+        metrics.log_commit(len(logs), time.perf_counter() - started)
 
 
 async def _insert(connection: AsyncConnection, blobs: dict[str, str], logs: list[dict[str, Any]]) -> None:

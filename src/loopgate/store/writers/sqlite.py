@@ -15,6 +15,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from typing import Any
 from sqlalchemy import DateTime
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
+from loopgate import metrics
 from loopgate.store import tables
 from loopgate.store.db import sqlite_path
 from loopgate.store.writers import item_error
@@ -194,6 +196,7 @@ def commit_batch(
         try:
             _transaction(connection, lock_fd, [item])
         except Exception as exc:
+            metrics.log_write_failure()
             errors.append(exc)
         else:
             errors.append(None)
@@ -209,11 +212,13 @@ def _transaction(
         blobs.update(item_blobs)
         rows.extend(item_rows)
     with _exclusive(lock_fd):
+        started = time.perf_counter()
         connection.execute("BEGIN IMMEDIATE")
         try:
             _insert_many(connection, _INSERT_BLOB, _BLOB_VALUES, list(blobs.items()))
             _insert_many(connection, _INSERT_LOG, _LOG_VALUES, rows)
             connection.execute("COMMIT")
+            metrics.log_commit(len(rows), time.perf_counter() - started)
         except BaseException:
             # A COMMIT that fails on I/O (a full disk) has already rolled back, and a ROLLBACK then raised
             # "no transaction is active" in place of the error that says what went wrong.
