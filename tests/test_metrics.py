@@ -117,6 +117,8 @@ def test_route_templates_keep_the_label_set_small(metered: Server) -> None:
 def test_every_process_of_several_workers_is_counted(tmp_path: Path) -> None:
     temporary = tmp_path / "tmp"  # where the server makes the directory its processes share
     temporary.mkdir()
+    left_behind = temporary / "loopgate-metrics-999999999-abcd"  # by a server killed outright
+    left_behind.mkdir()
     server = make_server(tmp_path, LOOPGATE_METRICS_TOKEN=TOKEN, TMPDIR=str(temporary))
     server.start("--workers", "2", timeout=90)
     try:
@@ -138,7 +140,7 @@ def test_every_process_of_several_workers_is_counted(tmp_path: Path) -> None:
             chats = {"method": "POST", "route": "/v4/chat", "code": "200"}
             assert value(samples, "loopgate_http_requests_total", **chats) == 20
         shared = list(temporary.glob("loopgate-metrics-*"))
-        assert len(shared) == 1
+        assert len(shared) == 1 and not left_behind.exists()
         assert len(list(shared[0].glob("*.json"))) == 3  # two workers and the writer
     finally:
         server.stop()

@@ -13,7 +13,6 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -86,22 +85,15 @@ def _serve(settings: "Settings", args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _shared_metrics(settings: "Settings") -> Iterator[None]:
-    """With metrics on, a directory where the workers and the writer process leave their counts for
-    whichever worker answers ``/metrics`` (loopgate/metrics.py); made before they are forked."""
+    """With metrics on, the directory the workers and the writer process share their counts in, made
+    before they are forked (loopgate/metrics.py)."""
     if settings.metrics_token is None:
         yield
         return
-    import shutil
-    import tempfile
-
     from loopgate import metrics
 
-    directory = Path(tempfile.mkdtemp(prefix="loopgate-metrics-"))
-    metrics.enable(directory)
-    try:
+    with metrics.shared_directory():
         yield
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def _create_key(settings: "Settings", organization: str, name: str | None) -> str:

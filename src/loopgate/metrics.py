@@ -23,7 +23,10 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,7 @@ import orjson
 _log = logging.getLogger("loopgate.metrics")
 MAX_SERIES = 1000
 SHARE_INTERVAL = 1.0  # seconds between two snapshots of one process
+_SHARE_PREFIX = "loopgate-metrics-"  # then the server's pid
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Labels = tuple[str, ...]
 
@@ -260,6 +264,33 @@ def share(*, every: float = 0.0) -> None:
         temporary.replace(target)
     except OSError:
         _log.warning("could not share this process's metrics in %s", _share_dir, exc_info=True)
+
+
+@contextlib.contextmanager
+def shared_directory() -> Iterator[None]:
+    """Counting on, with a directory of its own for the processes this one forks while it lasts. One that
+    a server killed outright left behind (named after its pid) is removed first."""
+    temporary = Path(tempfile.gettempdir())
+    for stale in temporary.glob(f"{_SHARE_PREFIX}*-*"):
+        pid = stale.name[len(_SHARE_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and stale.stat().st_uid == os.getuid():
+            shutil.rmtree(stale, ignore_errors=True)
+    directory = Path(tempfile.mkdtemp(prefix=f"{_SHARE_PREFIX}{os.getpid()}-"))
+    enable(directory)
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 async def share_periodically() -> None:
