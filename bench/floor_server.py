@@ -43,13 +43,12 @@ def upstream_request(port: int) -> bytes:
     return head.encode() + _UPSTREAM_BODY
 
 
-class _Upstream(asyncio.Protocol):
-    """One keep-alive connection to the upstream; one exchange at a time."""
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection read by httptools: the body of each message, handed to ``complete``."""
 
-    def __init__(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
+    def __init__(self, parser: Any) -> None:
+        self.parser = parser(self)
         self.transport: asyncio.Transport | None = None
-        self.answer: asyncio.Future[bytes] | None = None
         self.body: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -62,9 +61,24 @@ class _Upstream(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        assert self.answer is not None
-        self.answer.set_result(b"".join(self.body))
+        body = b"".join(self.body)
         self.body.clear()
+        self.complete(body)
+
+    def complete(self, body: bytes) -> None:
+        raise NotImplementedError
+
+
+class _Upstream(_Connection):
+    """One keep-alive connection to the upstream; one exchange at a time."""
+
+    def __init__(self) -> None:
+        super().__init__(httptools.HttpResponseParser)
+        self.answer: asyncio.Future[bytes] | None = None
+
+    def complete(self, body: bytes) -> None:
+        assert self.answer is not None
+        self.answer.set_result(body)
 
 
 class _Pool:
@@ -136,25 +150,12 @@ def _settle(futures: list[asyncio.Future[None]]) -> None:
         future.set_result(None)
 
 
-class _Server(asyncio.Protocol):
+class _Server(_Connection):
     def __init__(self, handle: Any) -> None:
+        super().__init__(httptools.HttpRequestParser)
         self.handle = handle
-        self.parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.body: list[bytes] = []
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        body = b"".join(self.body)
-        self.body.clear()
+    def complete(self, body: bytes) -> None:
         asyncio.get_running_loop().create_task(self.answer(body))
 
     async def answer(self, body: bytes) -> None:
