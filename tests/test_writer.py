@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from loopgate import metrics
 from loopgate.store import tables
 from loopgate.store.db import create_engine, migrate
 from loopgate.store.repository import Store
@@ -94,8 +95,12 @@ async def test_a_large_batch_is_written_whole(setup: tuple[LogWriter, AsyncEngin
     assert await _count(engine, tables.blobs) == 37
 
 
-async def test_a_failing_item_fails_alone(setup: tuple[LogWriter, AsyncEngine]) -> None:
+async def test_a_failing_item_fails_alone(
+    setup: tuple[LogWriter, AsyncEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
     writer, engine = setup
+    counts = metrics.Registry()
+    monkeypatch.setattr(metrics, "_registry", counts)  # counting on, for this test only
     await writer.write_logs([_log("data_taken")], {})
     results = await asyncio.gather(
         writer.write_logs([_log("data_ok1")], {}),
@@ -108,6 +113,12 @@ async def test_a_failing_item_fails_alone(setup: tuple[LogWriter, AsyncEngine]) 
     async with engine.connect() as connection:
         ids = set((await connection.execute(select(tables.logs.c.id))).scalars())
     assert ids == {"data_taken", "data_ok1", "data_ok2"}
+    # /metrics: three logs committed (the first alone, the others in transactions of their own after the
+    # group failed), one request refused, and each transaction timed.
+    assert counts.series[metrics.LOGS_COMMITTED][()] == [3.0]
+    assert counts.series[metrics.LOG_WRITE_FAILURES][()] == [1.0]
+    commits = counts.series[metrics.LOG_COMMITS][()][0]
+    assert sum(counts.series[metrics.COMMIT_DURATION][()][:-1]) == commits
 
 
 async def test_stop_commits_what_was_handed_over(setup: tuple[LogWriter, AsyncEngine]) -> None:

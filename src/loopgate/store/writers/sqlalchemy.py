@@ -102,26 +102,30 @@ class SQLAlchemyLogWriter:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[_Item]) -> None:
+        # Counted only once a transaction is over: nothing after its COMMIT may fail it (and retry its rows).
         try:
-            await self._transaction(batch)
+            committed = await self._transaction(batch)
         except Exception:
             _log.warning(
                 "group commit of %d items failed; retrying them one by one", len(batch), exc_info=True
             )
             for item in batch:
                 try:
-                    await self._transaction([item])
+                    committed = await self._transaction([item])
                 except Exception as exc:
                     metrics.log_write_failure()
                     _settle(item.future, item_error(exc))
                 else:
+                    metrics.log_commit(*committed)
                     _settle(item.future, None)
             return
+        metrics.log_commit(*committed)
         self.commits += 1
         for item in batch:
             _settle(item.future, None)
 
-    async def _transaction(self, batch: list[_Item]) -> None:
+    async def _transaction(self, batch: list[_Item]) -> tuple[int, float]:
+        """Returns the logs committed and the seconds the transaction took."""
         blobs: dict[str, str] = {}
         logs: list[dict[str, Any]] = []
         for item in batch:
@@ -130,7 +134,7 @@ class SQLAlchemyLogWriter:
         started = time.perf_counter()
         async with self._engine.begin() as connection:
             await _insert(connection, blobs, logs)
-        metrics.log_commit(len(logs), time.perf_counter() - started)
+        return len(logs), time.perf_counter() - started
 
 
 async def _insert(connection: AsyncConnection, blobs: dict[str, str], logs: list[dict[str, Any]]) -> None:

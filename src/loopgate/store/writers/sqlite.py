@@ -186,26 +186,31 @@ def commit_batch(
 ) -> list[Exception | None]:
     """Commit every item's rows and blobs in one transaction; if that fails, each item in a transaction of
     its own. Returns each item's error (None: committed)."""
+    # Counted only once a transaction is over: nothing after its COMMIT may fail it (and retry its rows).
     try:
-        _transaction(connection, lock_fd, batch)
-        return [None] * len(batch)
+        committed = _transaction(connection, lock_fd, batch)
     except Exception:
         _log.warning("group commit of %d items failed; retrying them one by one", len(batch), exc_info=True)
+    else:
+        metrics.log_commit(*committed)
+        return [None] * len(batch)
     errors: list[Exception | None] = []
     for item in batch:
         try:
-            _transaction(connection, lock_fd, [item])
+            committed = _transaction(connection, lock_fd, [item])
         except Exception as exc:
             metrics.log_write_failure()
             errors.append(exc)
         else:
+            metrics.log_commit(*committed)
             errors.append(None)
     return errors
 
 
 def _transaction(
     connection: sqlite3.Connection, lock_fd: int | None, batch: list[tuple[Rows, dict[str, str]]]
-) -> None:
+) -> tuple[int, float]:
+    """Returns the logs committed and the seconds the transaction took."""
     blobs: dict[str, str] = {}
     rows: Rows = []
     for item_rows, item_blobs in batch:
@@ -218,13 +223,13 @@ def _transaction(
             _insert_many(connection, _INSERT_BLOB, _BLOB_VALUES, list(blobs.items()))
             _insert_many(connection, _INSERT_LOG, _LOG_VALUES, rows)
             connection.execute("COMMIT")
-            metrics.log_commit(len(rows), time.perf_counter() - started)
         except BaseException:
             # A COMMIT that fails on I/O (a full disk) has already rolled back, and a ROLLBACK then raised
             # "no transaction is active" in place of the error that says what went wrong.
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+    return len(rows), time.perf_counter() - started
 
 
 def connect(path: str, synchronous: str) -> sqlite3.Connection:
