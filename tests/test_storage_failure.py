@@ -11,6 +11,8 @@ reconnects once it is back.
 from __future__ import annotations
 
 import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, free_port, make_server
-from tests.helpers import chat_body, db_rows, disk_full, log_body, sse_events, unique
+from tests.helpers import chat_body, db_rows, disk_full, log_body, process_tree, sse_events, unique
 from tests.postgres import PostgresCluster
 
 
@@ -51,6 +53,8 @@ def test_a_full_disk_refuses_requests_with_a_503_and_stores_nothing(server: Serv
     with server.client() as client:
         first = client.post("/chat", json=chat_body(project, "before"))
         assert first.status_code == 200, first.text
+        ready = httpx.get(f"{server.base}/readyz")
+        assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
         assert server.process is not None
         with disk_full(server.process.pid):
             for _ in range(3):  # the failure must not stick to the writer: each request is refused alike
@@ -104,10 +108,28 @@ def test_a_postgresql_outage_is_a_503_and_loopgate_reconnects(tmp_path: Path) ->
                     chat = client.post("/chat", json=chat_body(project, "while down"))
                     _refused(chat, "The log could not be stored", "cannot reach the database")
                     _refused(client.get("/projects"), "The database could not complete", "cannot reach")
+                    probe = httpx.get(f"{server.base}/readyz")
+                    _refused(probe, "The database could not complete", "cannot reach")
+                    assert httpx.get(f"{server.base}/healthz").status_code == 200  # the process itself serves
                 finally:
                     cluster.resume()
                 after = client.post("/chat", json=chat_body(project, "after"))
                 assert after.status_code == 200, after.text
+                ready = httpx.get(f"{server.base}/readyz")
+                assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+                # A database that hangs rather than refuses: the probe answers within its own bound.
+                postgres = process_tree(int((cluster.data / "postmaster.pid").read_text().split()[0]))
+                for pid in postgres:
+                    os.kill(pid, signal.SIGSTOP)
+                try:
+                    started = time.monotonic()
+                    hung = httpx.get(f"{server.base}/readyz", timeout=30)
+                    assert time.monotonic() - started < 5
+                    assert hung.status_code == 503 and "no answer within 2 s" in hung.json()["detail"]
+                finally:
+                    for pid in postgres:
+                        os.kill(pid, signal.SIGCONT)
+                assert httpx.get(f"{server.base}/readyz", timeout=30).status_code == 200
         finally:
             server.stop()
         stored = _project_logs(server, project)

@@ -24,9 +24,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopgate import metrics, runtime
 from loopgate.api import fastlane
-from loopgate.api.responses import error_response, internal_error_response
+from loopgate.api.responses import (
+    JSONAnswer,
+    error_response,
+    internal_error_response,
+    unexpected_error_response,
+)
 from loopgate.config import Settings
-from loopgate.errors import RequestTooLarge
+from loopgate.errors import RequestTooLarge, StorageUnavailable
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.registry import ProviderRegistry
 from loopgate.service.generation import GenerationService
@@ -40,6 +45,9 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("loopgate")
 _HEALTH_PATH = "/healthz"
+_READY_PATH = "/readyz"
+_READY_TIMEOUT = 2.0  # seconds: a probe that waits longer than this has its own timeout to hit
+_READY_BODY = b'{"status":"ready"}'
 _OPENAI_CHAT_PATH = "/v1/chat/completions"  # api/openai_lane.py, imported on its first request
 _BUILD_DELAY = 1.0  # seconds after start-up
 _HEALTH_BODY = b'{"status":"ok"}'
@@ -143,7 +151,25 @@ class LoopgateApp:
                 await send({"type": "http.response.start", "status": 200, "headers": _HEALTH_HEADERS})
                 await send({"type": "http.response.body", "body": _HEALTH_BODY})
                 return
+            if scope["path"] == _READY_PATH and scope["method"] == "GET":
+                await (await self._readiness())(scope, receive, send)
+                return
         await self._forward(scope, receive, send)
+
+    async def _readiness(self) -> ASGIApp:
+        """``GET /readyz``, for a load balancer's or an orchestrator's readiness probe: 200 once the database
+        answers a query, else the 503 a request would get, saying why. ``/healthz`` says only that the
+        process serves, so a restart cannot cure what ``/readyz`` reports."""
+        assert self._services is not None  # set with self._chat, which the caller checked
+        try:
+            async with asyncio.timeout(_READY_TIMEOUT):
+                await self._services.store.ping()
+        except TimeoutError:
+            reason = f"no answer within {_READY_TIMEOUT:g} s"
+            return error_response(StorageUnavailable.database(reason))
+        except Exception as exc:
+            return unexpected_error_response(exc, f"GET {_READY_PATH}")
+        return JSONAnswer(_READY_BODY)
 
     def _openai_lane(self) -> ASGIApp:
         """The OpenAI-compatible door's chat route, built on its first request: its schemas and services
@@ -222,7 +248,7 @@ class CountedRequests:
     """``LoopgateApp`` with every HTTP request counted for ``/metrics``: method, route template (the path
     itself for the routes ``LoopgateApp`` answers without FastAPI), status and duration."""
 
-    _OWN_ROUTES = frozenset((fastlane.PATH, _OPENAI_CHAT_PATH, _HEALTH_PATH))
+    _OWN_ROUTES = frozenset((fastlane.PATH, _OPENAI_CHAT_PATH, _HEALTH_PATH, _READY_PATH))
 
     def __init__(self, app: LoopgateApp) -> None:
         self.app = app

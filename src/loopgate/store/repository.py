@@ -118,6 +118,11 @@ class Store:
         org_id = await self._write(operation)
         return key, org_id
 
+    async def ping(self) -> None:
+        """One round trip to the database (a fresh connection from the pool, as a request would take)."""
+        async with self.engine.connect() as connection:
+            await connection.execute(select(1))
+
     async def has_api_keys(self) -> bool:
         async with self.engine.connect() as connection:
             return (await connection.execute(select(tables.api_keys.c.id).limit(1))).first() is not None
