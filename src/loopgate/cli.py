@@ -66,6 +66,7 @@ def _serve(settings: "Settings", args: argparse.Namespace) -> int:
         "proxy_headers": False,
         "log_level": settings.log_level,
         "access_log": False,
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
     }
     app = "loopgate.api.app:create_app"
     if workers > 1:

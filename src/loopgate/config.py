@@ -147,6 +147,10 @@ class Settings(BaseModel):
     provider_retry_base_delay: float = 0.5
     provider_retry_max_delay: float = 8.0
 
+    # Seconds a stopping server waits for the requests in flight (long streams) before it cuts them short,
+    # their partial logs committed: less than a process manager's own wait before SIGKILL (Kubernetes: 30 s).
+    shutdown_timeout: float = Field(default=25.0, gt=0)
+
     writer_max_batch: int = 512
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     auth_cache_seconds: float = 30.0

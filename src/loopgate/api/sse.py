@@ -19,6 +19,8 @@ from typing import Any, cast
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from loopgate.service.streaming import CLIENT_LEFT
+
 
 class SSEResponse(Response):
     media_type = "text/event-stream"
@@ -44,7 +46,7 @@ class SSEResponse(Response):
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     disconnected.set()
-                    task.cancel()
+                    task.cancel(CLIENT_LEFT)  # told apart from a server that stops (service/streaming.py)
                     return
 
         watcher = asyncio.create_task(watch())

@@ -16,6 +16,7 @@ a character whose UTF-8 bytes straddle two reads reached the user as U+FFFD; an 
 split anywhere.
 """
 
+import asyncio
 import logging
 import re
 import time
@@ -34,6 +35,7 @@ from loopgate.service.prepare import Prepared
 from loopgate.store.writers import LogWriter
 
 _log = logging.getLogger("loopgate.streaming")
+CLIENT_LEFT = "client disconnected"  # the reason api/sse.py cancels a stream with when its client leaves
 _HOLE = "\x00loopgate-delta\x00"  # cannot occur in ids or config ids
 _ENCODED_HOLE = orjson.dumps(_HOLE)
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
@@ -171,6 +173,7 @@ class GenerationStream:
 
     async def events(self) -> AsyncIterator[bytes]:
         logged = False
+        cut_short = f"stream ended early: {CLIENT_LEFT}"
         shape = self._shape
         try:
             event: StreamEvent | None = self._first
@@ -207,9 +210,13 @@ class GenerationStream:
             except StorageUnavailable:
                 _log.warning("the log of a stream the provider broke off could not be stored", exc_info=True)
             yield shape.failure(exc)  # the provider's failure is what the client must hear of either way
+        except asyncio.CancelledError as exc:
+            if exc.args != (CLIENT_LEFT,):  # uvicorn cut it: LOOPGATE_SHUTDOWN_TIMEOUT ran out
+                cut_short = "stream cut short: the server was stopping"
+            raise
         finally:
             if not logged:
-                message = "stream ended early: client disconnected"
+                message = cut_short
                 rows, blobs = self._rows(self._samples(), status="partial", error=message)
                 self._writer.write_logs_nowait(rows, blobs)
             await self._events.aclose()
