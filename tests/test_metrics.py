@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -187,3 +188,24 @@ def test_histograms_and_escaped_labels_parse_as_prometheus_reads_them() -> None:
     assert buckets["+Inf"] == 8
     (total,) = [s.value for s in family.samples if s.name.endswith("_sum")]
     assert total == pytest.approx(2 * 100.3014)
+
+
+def test_a_removed_shared_directory_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "shared"
+    for name, value in (("_registry", metrics.Registry()), ("_share_dir", shared), ("_own_file", None)):
+        monkeypatch.setattr(metrics, name, value)
+    monkeypatch.setattr(metrics, "_last_shared", (0.0, -1))
+    metrics.generation("mock", "m", "complete", first_sample=True, prompt_tokens=3, output_tokens=4,
+                       seconds=0.1, retries=None)  # fmt: skip
+    metrics.share()  # a cleaner of /tmp removed it before the first snapshot
+    (written,) = shared.glob("*.json")
+    metrics.http_request("GET", "/v4/projects", "200", 0.01)
+    written.unlink()
+    shared.rmdir()  # and again, later
+    metrics.share()
+    (again,) = shared.glob("*.json")
+    assert again == written
+    counts = metrics.Registry()
+    counts.merge(orjson.loads(again.read_bytes()))
+    assert counts.series[metrics.GENERATIONS][("mock", "m", "complete")] == [1.0]
+    assert counts.series[metrics.HTTP_REQUESTS][("GET", "/v4/projects", "200")] == [1.0]

@@ -237,6 +237,7 @@ def log_write_failure() -> None:
 
 _own_file: tuple[int, Path] | None = None  # (pid, file): a forked child picks a file of its own
 _last_shared = (0.0, -1)  # (monotonic time, registry.changes) of the last snapshot written
+_share_failed = False
 
 
 def _file() -> Path:
@@ -250,7 +251,7 @@ def _file() -> Path:
 
 def share(*, every: float = 0.0) -> None:
     """Write this process's counts for the others, if they changed and ``every`` seconds have passed."""
-    global _last_shared
+    global _last_shared, _share_failed
     if _registry is None or _share_dir is None:
         return
     now = time.monotonic()
@@ -260,10 +261,17 @@ def share(*, every: float = 0.0) -> None:
     target = _file()
     temporary = target.with_suffix(".tmp")
     try:
+        # Made again if something (a cleaner of /tmp) removed it: the counts are all in memory.
+        _share_dir.mkdir(mode=0o700, exist_ok=True)
         temporary.write_bytes(orjson.dumps(_registry.snapshot()))
         temporary.replace(target)
-    except OSError:
-        _log.warning("could not share this process's metrics in %s", _share_dir, exc_info=True)
+    except OSError as exc:
+        # Once a second from every process, it would flood the log: the first failure says it all.
+        if not _share_failed:
+            _share_failed = True
+            _log.warning("could not share this process's metrics in %s: %s", _share_dir, exc)
+    else:
+        _share_failed = False
 
 
 @contextlib.contextmanager
