@@ -22,12 +22,8 @@ import bisect
 import contextlib
 import logging
 import os
-import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -43,14 +39,17 @@ _REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 _COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
-@dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, not by hashing every field per update
 class Metric:
-    """A counter, or a histogram when it has ``buckets``."""
+    """A counter, or a histogram when it has ``buckets``. Hashed by identity: each update looks its series
+    up by metric, and hashing the fields every time would cost more than the update."""
 
-    name: str
-    help: str
-    labels: Labels = ()
-    buckets: tuple[float, ...] = ()
+    __slots__ = ("buckets", "help", "labels", "name")
+
+    def __init__(self, name: str, help: str, labels: Labels = (), buckets: tuple[float, ...] = ()) -> None:
+        self.name = name
+        self.help = help
+        self.labels = labels
+        self.buckets = buckets
 
 
 HTTP_REQUESTS = Metric(
@@ -245,7 +244,7 @@ def _file() -> Path:
     assert _share_dir is not None
     if _own_file is None or _own_file[0] != os.getpid():
         # Not the pid alone: pids are reused, and a new process must not overwrite a gone one's counts.
-        _own_file = (os.getpid(), _share_dir / f"{os.getpid()}-{secrets.token_hex(4)}.json")
+        _own_file = (os.getpid(), _share_dir / f"{os.getpid()}-{os.urandom(4).hex()}.json")
     return _own_file[1]
 
 
@@ -278,6 +277,9 @@ def share(*, every: float = 0.0) -> None:
 def shared_directory() -> Iterator[None]:
     """Counting on, with a directory of its own for the processes this one forks while it lasts. One that
     a server killed outright left behind (named after its pid) is removed first."""
+    import shutil  # here: only a server with several processes and metrics on needs them
+    import tempfile
+
     temporary = Path(tempfile.gettempdir())
     for stale in temporary.glob(f"{_SHARE_PREFIX}*-*"):
         pid = stale.name[len(_SHARE_PREFIX) :].split("-", 1)[0]
