@@ -78,23 +78,15 @@ def _serve(settings: "Settings", args: argparse.Namespace) -> int:
             writer = supervisor.WriterOptions(
                 sqlite_path(settings.database_url), settings.sqlite_synchronous, settings.writer_max_batch
             )
-        with _shared_metrics(settings):
+        from loopgate import metrics
+
+        # With metrics on, where the workers and the writer process share their counts: made before they
+        # are forked.
+        sharing = contextlib.nullcontext() if settings.metrics_token is None else metrics.shared_directory()
+        with sharing:
             return supervisor.serve(uvicorn.Config(app, factory=True, **options), workers, writer)
     uvicorn.run(app, factory=True, **options)
     return 0
-
-
-@contextlib.contextmanager
-def _shared_metrics(settings: "Settings") -> Iterator[None]:
-    """With metrics on, the directory the workers and the writer process share their counts in, made
-    before they are forked (loopgate/metrics.py)."""
-    if settings.metrics_token is None:
-        yield
-        return
-    from loopgate import metrics
-
-    with metrics.shared_directory():
-        yield
 
 
 async def _create_key(settings: "Settings", organization: str, name: str | None) -> str:

@@ -152,24 +152,24 @@ class LoopgateApp:
                 await send({"type": "http.response.body", "body": _HEALTH_BODY})
                 return
             if scope["path"] == _READY_PATH and scope["method"] == "GET":
-                await (await self._readiness())(scope, receive, send)
+                await self._readiness(scope, receive, send)
                 return
         await self._forward(scope, receive, send)
 
-    async def _readiness(self) -> ASGIApp:
+    async def _readiness(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /readyz``, for a load balancer's or an orchestrator's readiness probe: 200 once the database
         answers a query, else the 503 a request would get, saying why. ``/healthz`` says only that the
         process serves, so a restart cannot cure what ``/readyz`` reports."""
         assert self._services is not None  # set with self._chat, which the caller checked
+        response: ASGIApp = JSONAnswer(_READY_BODY)
         try:
             async with asyncio.timeout(_READY_TIMEOUT):
                 await self._services.store.ping()
         except TimeoutError:
-            reason = f"no answer within {_READY_TIMEOUT:g} s"
-            return error_response(StorageUnavailable.database(reason))
+            response = error_response(StorageUnavailable.database(f"no answer within {_READY_TIMEOUT:g} s"))
         except Exception as exc:
-            return unexpected_error_response(exc, f"GET {_READY_PATH}")
-        return JSONAnswer(_READY_BODY)
+            response = unexpected_error_response(exc, f"GET {_READY_PATH}")
+        await response(scope, receive, send)
 
     def _openai_lane(self) -> ASGIApp:
         """The OpenAI-compatible door's chat route, built on its first request: its schemas and services
