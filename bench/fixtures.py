@@ -95,6 +95,19 @@ def nginx_config(directory: Path, port: int, *, workers: int, delay_ms: float) -
     return template
 
 
+def loopgate_env(database: Path, upstream_port: int, **settings: str) -> dict[str, str]:
+    """The environment loopgate runs in: this one without its LOOPGATE_* variables, then the benchmark's
+    database, the upstream as provider openai's base URL, and ``settings`` (LOOPGATE_ names)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPGATE_")}
+    env.update(
+        LOOPGATE_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
+        LOOPGATE_OPENAI_BASE_URL=f"http://127.0.0.1:{upstream_port}/v1",
+        LOOPGATE_LOG_LEVEL="warning",
+        **settings,
+    )
+    return env
+
+
 # -- the requests ----------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,6 @@ Prints a table and writes bench/results/floor-<time>.json.
 
 import argparse
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -33,7 +32,7 @@ from typing import Any
 import procs
 import report
 import wrk
-from fixtures import direct_body, loopgate_body, nginx_config
+from fixtures import direct_body, loopgate_body, loopgate_env, nginx_config
 
 BENCH = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
@@ -53,13 +52,7 @@ class Floor:
         self.rows: list[dict[str, Any]] = []
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPGATE_")}
-        env.update(
-            LOOPGATE_DATABASE_URL=f"sqlite+aiosqlite:///{self.dir / 'loopgate.db'}",
-            LOOPGATE_OPENAI_BASE_URL=f"http://127.0.0.1:{self.upstream_port}/v1",
-            LOOPGATE_LOG_LEVEL="warning",
-        )
-        return env
+        return loopgate_env(self.dir / "loopgate.db", self.upstream_port)
 
     def start(self, name: str, argv: list[str], port: int, probe: bytes | None) -> procs.Managed:
         server = procs.Managed(name, argv, env=self.env(), log=self.dir / f"{name}.out")

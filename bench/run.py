@@ -50,6 +50,7 @@ from fixtures import (
     direct_body,
     door_body,
     loopgate_body,
+    loopgate_env,
     nginx_config,
 )
 from peers import PEERS
@@ -79,14 +80,9 @@ class Bench:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPGATE_")}
-        env.update(
-            LOOPGATE_DATABASE_URL=f"sqlite+aiosqlite:///{self.db_path}",
-            LOOPGATE_OPENAI_BASE_URL=f"http://127.0.0.1:{self.upstream_port}/v1",
-            LOOPGATE_SQLITE_SYNCHRONOUS=self.args.sqlite_synchronous,
-            LOOPGATE_LOG_LEVEL="warning",
+        return loopgate_env(
+            self.db_path, self.upstream_port, LOOPGATE_SQLITE_SYNCHRONOUS=self.args.sqlite_synchronous
         )
-        return env
 
     def loopgate_pids(self) -> list[int]:
         assert self.loopgate is not None

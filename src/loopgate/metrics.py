@@ -171,10 +171,6 @@ def enable(share_dir: Path | None = None) -> None:
         _share_dir = share_dir
 
 
-def enabled() -> bool:
-    return _registry is not None
-
-
 # -- what the server counts -------------------------------------------------------------------------------
 
 
