@@ -90,19 +90,23 @@ def main() -> int:
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="loopgate-ready-"))
     env = {key: value for key, value in os.environ.items() if not key.startswith("LOOPGATE_")}
-    env.update(
-        LOOPGATE_DATABASE_URL=f"sqlite+aiosqlite:///{directory / 'ready.db'}", LOOPGATE_LOG_LEVEL="warning"
-    )
-    create = [str(LOOPGATE), "keys", "create", "--name", "ready"]
-    key = subprocess.run(create, env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+    env.update(LOOPGATE_LOG_LEVEL="warning")
     variants = {"this tree": env}
     if args.baseline:
         variants = {"baseline": {**env, "PYTHONPATH": str(args.baseline.resolve())}, **variants}
+    # Each variant its own database, migrated (and given a key) by its own code: two trees may differ in
+    # their newest schema revision.
+    keys: dict[str, str] = {}
+    for number, (name, variant_env) in enumerate(variants.items()):
+        variant_env["LOOPGATE_DATABASE_URL"] = f"sqlite+aiosqlite:///{directory / f'ready-{number}.db'}"
+        create = [str(LOOPGATE), "keys", "create", "--name", "ready"]
+        made = subprocess.run(create, env=variant_env, capture_output=True, text=True, check=True)
+        keys[name] = made.stdout.splitlines()[-1]
     print(f"load average before: {procs.loadavg()}")
     starts: dict[str, list[Start]] = {name: [] for name in variants}
     for number in range(1, args.starts + 1):
         for name, variant_env in variants.items():
-            start = one_start(variant_env, key, directory / f"serve-{number}.out", args.workers)
+            start = one_start(variant_env, keys[name], directory / f"serve-{number}.out", args.workers)
             starts[name].append(start)
             print(f"{name}, start {number}: " + ", ".join(f"{k} {v:.0f}" for k, v in start._asdict().items()))
     for name, measured in starts.items():

@@ -1,7 +1,7 @@
 """Evaluations the client runs itself over HTTP: create (hl_generated=false, external and human evaluators),
 read and list, a log and results per datapoint, status changes, added evaluators, the datapoint snapshot and
-aggregates; 404s for unknown and other organizations' ids, 422s for what is refused (server-run evaluations
-among them), 409s for state conflicts, and what deleting a dataset, evaluator or project does."""
+aggregates; 404s for unknown and other organizations' ids, 422s for what is refused (evaluators loopgate
+would run among them), 409s for state conflicts, and what deleting a dataset, evaluator or project does."""
 
 from __future__ import annotations
 
@@ -342,14 +342,12 @@ def test_listing_refuses_an_unknown_status_filter(client: httpx.Client, setup: S
     assert_422(client.get("/evaluations", params=params), ["query", "status_filter", 1])
 
 
-def test_server_run_evaluations_are_refused(client: httpx.Client, setup: Setup) -> None:
+def test_evaluators_loopgate_would_run_are_refused_in_a_client_run(
+    client: httpx.Client, setup: Setup
+) -> None:
+    """A client-run evaluation (hl_generated=false) takes only the client's evaluators: python ones are never
+    run, llm ones only in generated runs (tests/test_evaluation_runs.py)."""
     path = f"/projects/{setup.project_id}/evaluations"
-    body = setup.body()
-    del body["hl_generated"]  # v4's default is true: the server would generate
-    refused = client.post(path, json=body)
-    assert_422(refused, ["body", "hl_generated"])
-    assert "hl_generated=false" in refused.json()["detail"][0]["msg"]
-    assert_422(client.post(path, json=setup.body(hl_generated=True)), ["body", "hl_generated"])
     for kind in ("python", "llm"):
         server_run = evaluator(client, kind)
         response = client.post(path, json=setup.body(evaluator_ids=[setup.exact["id"], server_run["id"]]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -453,3 +454,56 @@ def test_provider_key_never_stored(client: httpx.Client, server: Server) -> None
     assert key.encode() not in contents
     assert server.log_path is not None
     assert key.encode() not in server.log_path.read_bytes()
+
+
+def test_an_evaluation_uses_the_requests_key_and_never_stores_it(
+    client: httpx.Client, server: Server, fakellm: FakeLLM
+) -> None:
+    """A generated evaluation (hl_generated left to its default) calls the upstream with the creating
+    request's ``provider_api_keys`` -- for each datapoint's generation and for the llm evaluator -- and the
+    key is in neither the database nor the server's log. This server has no OpenAI key of its own, so a call
+    without the request's key would be refused before reaching fakellm."""
+    key = f"sk-evaluation-{uuid.uuid4().hex}"
+    openai = {"provider": "openai", "model": "gpt-4o"}
+    template = [{"role": "user", "content": "fk-plain: {{q}}"}]
+    registered = client.post(
+        "/model-configs", json={**openai, "project": unique("fk-eval"), "chat_template": template}
+    )
+    project_id, config_id = registered.json()["project_id"], registered.json()["config"]["id"]
+    dataset = client.post(f"/projects/{project_id}/datasets", json={"name": "d", "description": ""}).json()
+    points = [{"inputs": {"q": "one"}}, {"inputs": {"q": "two"}}]
+    assert client.post(f"/datasets/{dataset['id']}/datapoints", json=points).status_code == 201
+    judge = {
+        "name": "judge",
+        "description": "",
+        "arguments_type": "target_free",
+        "return_type": "text",
+        "type": "llm",
+        "model_config": {**openai, "prompt_template": "fk-plain judge {{log.output}}"},
+    }
+    evaluator_id = client.post("/evaluators", json=judge).json()["id"]
+    before = fakellm.calls("plain")
+    body = {
+        "config_id": config_id,
+        "dataset_id": dataset["id"],
+        "evaluator_ids": [evaluator_id],
+        "provider_api_keys": {"openai": key},
+    }
+    created = client.post(f"/projects/{project_id}/evaluations", json=body)
+    assert created.status_code == 201, created.text
+    assert key not in created.text
+    deadline = time.monotonic() + 30
+    while client.get(f"/evaluations/{created.json()['id']}").json()["status"] != "completed":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    records = client.get(f"/evaluations/{created.json()['id']}/datapoints").json()["records"]
+    assert [record["log"]["output"] for record in records] == ["Bonjour from fakellm: plain and simple."] * 2
+    results = [result for record in records for result in record["evaluation_results"]]
+    assert [(result["value"], result["error"]) for result in results] == [
+        ("  Bonjour from fakellm: plain and simple.  ", None)
+    ] * 2
+    assert fakellm.calls("plain") == before + 4  # two generations, two judgments
+
+    files = sorted(server.database.parent.glob(server.database.name + "*"))
+    assert key.encode() not in b"".join(path.read_bytes() for path in files)
+    assert server.log_path is not None and key.encode() not in server.log_path.read_bytes()

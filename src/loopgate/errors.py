@@ -112,6 +112,7 @@ class ProviderError(LoopgateError):
     def __init__(self, message: str, *, origin: str, status_code: int | None = None) -> None:
         super().__init__(message)
         self.origin = origin
+        self.log_id: str | None = None  # the error log the generation wrote for this failure, if any
         if status_code is not None:
             self.status_code = status_code
 

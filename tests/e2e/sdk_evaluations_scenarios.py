@@ -1,5 +1,6 @@
-"""End-to-end scenario for evaluators and the evaluations the client runs itself, driven by the official
-``humanloop`` Python SDK (0.7.35): ``hl.evaluators.*`` and ``hl.evaluations.*`` with ``hl_generated=False``.
+"""End-to-end scenarios for evaluators and evaluations, driven by the official ``humanloop`` Python SDK
+(0.7.35): ``hl.evaluators.*``, and ``hl.evaluations.*`` both with ``hl_generated=False`` and with loopgate
+generating the run.
 
 Same contract as ``sdk_scenarios.py`` (whose Context and helpers it reuses): runs with the SDK's own
 interpreter, never inside pytest, imports nothing from loopgate, and prints one JSON object
@@ -11,6 +12,7 @@ interpreter, never inside pytest, imports nothing from loopgate, and prints one 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -119,11 +121,6 @@ def evaluations(ctx: Context) -> dict[str, Any]:
             evaluation.id for evaluation in hl.evaluations.list_all_for_project(project_id=project_id)
         ],
         "listed": hl.evaluations.raw.list(project_id=project_id).body,
-        "server_run": api_error(
-            lambda: hl.evaluations.create(
-                project_id=project_id, config_id=config_id, dataset_id=dataset.id, evaluator_ids=[exact.id]
-            )
-        ),
         "python_evaluator": api_error(
             lambda: hl.evaluations.create(
                 project_id=project_id,
@@ -139,7 +136,47 @@ def evaluations(ctx: Context) -> dict[str, Any]:
     }
 
 
-SCENARIOS: dict[str, Callable[[Context], Any]] = {"evaluations": evaluations}
+def generated(ctx: Context) -> dict[str, Any]:
+    """An evaluation loopgate runs (``hl_generated`` left to its default, true): a generation per datapoint
+    with the config and an llm evaluator's judgment of each, read back once the run has completed."""
+    hl = ctx.hl
+    template = [{"role": "user", "content": "What is {{q}}?"}]
+    registered = hl.model_configs.register(project=ctx.name("generated"), chat_template=template, **MOCK)
+    project_id = registered.project_id
+    judge = hl.evaluators.create(
+        name="judge",
+        description="the target says whether the answer is right",
+        arguments_type="target_required",
+        return_type="boolean",
+        type="llm",
+        model_config={**MOCK, "prompt_template": "Is '{{log.output}}' right? {{testcase.target.right}}"},
+    )
+    dataset = hl.datasets.create(project_id=project_id, name="sums", description="")
+    hl.datasets.create_datapoint(
+        dataset_id=dataset.id,
+        body=[
+            {"inputs": {"q": "1+1"}, "target": {"right": "yes"}},
+            {"inputs": {"q": "2+2"}, "target": {"right": "no"}},
+        ],
+    )
+    created = hl.evaluations.create(
+        project_id=project_id, config_id=registered.config.id, dataset_id=dataset.id, evaluator_ids=[judge.id]
+    )
+    statuses = [created.status]
+    deadline = time.monotonic() + 30
+    while statuses[-1] != "completed" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        statuses.append(hl.evaluations.get(id=created.id).status)
+    return {
+        "judge": attributes(judge),
+        "statuses": sorted(set(statuses), key=statuses.index),
+        "read_back": hl.evaluations.raw.get(id=created.id, evaluator_aggregates=True).body,
+        "snapshot": hl.evaluations.raw.list_datapoints(id=created.id).body,
+        "logs": hl.logs.raw.list(project_id=project_id).body,
+    }
+
+
+SCENARIOS: dict[str, Callable[[Context], Any]] = {"evaluations": evaluations, "generated": generated}
 
 
 def main(argv: list[str]) -> int:

@@ -1,5 +1,5 @@
 """Evaluators and an evaluation the client runs itself, driven by the official humanloop SDK 0.7.35 end to end
-(``hl.evaluators.*``, ``hl.evaluations.*`` with ``hl_generated=False``).
+(``hl.evaluators.*``, ``hl.evaluations.*`` with ``hl_generated=False``), and an evaluation loopgate generates.
 
 The scenario in ``sdk_evaluations_scenarios.py`` runs as one subprocess with the SDK's interpreter against the
 session's ``loopgate serve`` and records what the SDK handed back; these tests assert on it.
@@ -69,9 +69,24 @@ def test_an_evaluation_the_client_runs_through_the_sdk(sdk: dict[str, Any]) -> N
     assert got["for_project"] == [created["id"]]
     assert got["listed"]["total"] == 1 and got["listed"]["records"][0]["id"] == created["id"]
 
-    assert got["server_run"]["status"] == 422
-    assert got["server_run"]["body"]["detail"][0]["loc"] == ["body", "hl_generated"]
     assert got["python_evaluator"]["status"] == 422
     assert "'external' or 'human'" in got["python_evaluator"]["body"]["detail"][0]["msg"]
     assert got["evaluator_in_use"]["status"] == 409
     assert got["evaluator_gone"]["status"] == 404
+
+
+def test_an_evaluation_loopgate_runs_through_the_sdk(sdk: dict[str, Any]) -> None:
+    got = result(sdk, "generated")
+    assert got["judge"]["type"] == "llm"
+    assert got["statuses"][0] in ("pending", "running") and got["statuses"][-1] == "completed"
+    snapshot = got["snapshot"]
+    assert snapshot["total"] == 2
+    records = snapshot["records"]
+    outputs = [record["log"]["output"] for record in records]
+    assert outputs == ["This is a mock response to: What is 1+1?", "This is a mock response to: What is 2+2?"]
+    assert [record["log"]["source"] for record in records] == ["evaluation"] * 2
+    values = [[r["value"] for r in record["evaluation_results"]] for record in records]
+    assert values == [[True], [False]]
+    (aggregate,) = got["read_back"]["evaluator_aggregates"]
+    assert aggregate["evaluator_id"] == got["judge"]["id"] and aggregate["aggregate_value"] == 0.5
+    assert got["logs"]["total"] == 2

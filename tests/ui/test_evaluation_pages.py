@@ -4,6 +4,7 @@ dataset whose project was deleted, and another organization's ids reading as not
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -134,3 +135,41 @@ def test_another_organization_reads_as_not_found(ui_server: Server, seeded: Seed
             response = other.get(path)
             assert response.status_code == 404, path
             assert "faq-golden" not in response.text and "nightly" not in response.text
+
+
+def test_a_run_loopgate_generated_shows_its_logs_and_each_kind_of_judgment(
+    browser: httpx.Client, ui_server: Server
+) -> None:
+    mock = {"provider": "mock", "model": "mock-1"}
+    with ui_server.client() as api:
+        config = {**mock, "project": "generated-run", "chat_template": [{"role": "user", "content": "{{q}}"}]}
+        registered = api.post("/model-configs", json=config).json()
+        project = registered["project_id"]
+        dataset = api.post(f"/projects/{project}/datasets", json={"name": "one", "description": ""}).json()
+        points = [{"inputs": {"q": "capital of France"}, "target": {"tags": "geo, europe"}}]
+        assert api.post(f"/datasets/{dataset['id']}/datapoints", json=points).status_code == 201
+        judges = []
+        for returns, template in (
+            ("select", "Pick: {{log.inputs.q}}"),
+            ("multi_select", "{{testcase.target.tags}}\nlast"),
+        ):
+            body = {
+                "name": returns,
+                "description": "",
+                "arguments_type": "target_required",
+                "return_type": returns,
+                "type": "llm",
+                "model_config": {**mock, "prompt_template": template},
+            }
+            judges.append(api.post("/evaluators", json=body).json()["id"])
+        run = {"config_id": registered["config"]["id"], "dataset_id": dataset["id"], "evaluator_ids": judges}
+        evaluation = api.post(f"/projects/{project}/evaluations", json=run).json()["id"]
+        deadline = time.monotonic() + 30
+        while api.get(f"/evaluations/{evaluation}").json()["status"] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    text = _text(browser.get(f"/ui/evaluations/{evaluation}").text)
+    assert "1 of 1 datapoints have a log" in text
+    assert "This is a mock response to: capital of France" in text  # the generated log's output
+    assert "This is a mock response to: Pick: capital of France" in text  # the select's choice
+    assert "This is a mock response to: geo, europe, last" in text  # the multi_select's choices, joined

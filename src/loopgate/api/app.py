@@ -34,6 +34,7 @@ from loopgate.config import Settings
 from loopgate.errors import RequestTooLarge, StorageUnavailable
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.registry import ProviderRegistry
+from loopgate.service.evaluation_runner import EvaluationRunner
 from loopgate.service.generation import GenerationService
 from loopgate.store.catalog import Catalog
 from loopgate.store.db import create_engine
@@ -63,6 +64,7 @@ class Services:
     store: Store
     catalog: Catalog
     generation: GenerationService
+    evaluations: EvaluationRunner  # runs the evaluations loopgate generates (hl_generated=true)
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
@@ -96,14 +98,22 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         timeouts=settings.timeouts,
     )
     exporter = await _start_exporter(engine, settings)
+    runner: EvaluationRunner | None = None
     try:
         store = Store(engine, writer, cache_seconds=settings.auth_cache_seconds)
         catalog = Catalog.create(store, environments=settings.environment_names)
-        generation = GenerationService(catalog, ProviderRegistry(settings, http))
+        providers = ProviderRegistry(settings, http)
+        generation = GenerationService(catalog, providers)
+        runner = EvaluationRunner(catalog, generation, providers)
+        runner.start()
         if not await store.has_api_keys():
             _log.warning("No API keys yet: create one with `loopgate keys create` (it prints the key).")
-        yield Services(settings=settings, store=store, catalog=catalog, generation=generation)
+        yield Services(
+            settings=settings, store=store, catalog=catalog, generation=generation, evaluations=runner
+        )
     finally:
+        if runner is not None:  # before the writer: a run's last logs are committed first
+            await runner.stop()
         await writer.stop()
         if exporter is not None:  # after the writer: the last logs are committed, so they can be sent
             await exporter.stop()

@@ -59,7 +59,7 @@ def build_fastapi_app(services: Services) -> FastAPI:
     app.state.model_configs = ModelConfigService(services.catalog)
     app.state.datasets = DatasetService(services.catalog)
     app.state.evaluators = EvaluatorService(services.catalog)
-    app.state.evaluations = EvaluationService(services.catalog, services.store)
+    app.state.evaluations = EvaluationService(services.catalog, services.store, services.evaluations)
     app.state.openai_door = OpenAIDoor(services.generation, services.store, services.settings)
     install_error_handlers(app, max_request_bytes=limit)
     v4 = APIRouter(prefix="/v4", dependencies=[Depends(organization)])

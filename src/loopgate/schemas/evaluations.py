@@ -21,7 +21,8 @@ class EvaluationStatus(StrEnum):
 
 
 class CreateEvaluationRequest(LegacyBody):
-    """``provider_api_keys`` (from LegacyBody) is accepted and dropped: loopgate never generates for a run."""
+    """``provider_api_keys`` (from LegacyBody): the keys a run loopgate generates (``hl_generated``) calls its
+    providers with, held in the memory of the process that runs it and never stored."""
 
     config_id: str
     evaluator_ids: list[str]

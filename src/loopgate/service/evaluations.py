@@ -1,21 +1,28 @@
-"""Evaluations the client runs itself (``hl_generated=false``, external and human evaluators).
+"""Evaluations: ``/evaluations`` and ``/projects/{id}/evaluations``.
 
-The client posts each datapoint's generation (``POST /evaluations/{id}/log``, written as a real log of the
-evaluation's project by the same path as ``POST /logs``) and each evaluator's result for it (``POST
-/evaluations/{id}/result``). loopgate never generates for a run nor runs an evaluator, so an evaluation that
-would need either -- ``hl_generated=true`` (v4's default) or a ``python``/``llm`` evaluator -- is refused with
-a 422 saying what is supported.
+Two kinds of run, as v4 has them:
+- ``hl_generated=true`` (v4's default): loopgate generates each datapoint's log with the evaluated config and
+  runs the ``llm`` evaluators (``service/evaluation_runner.py``). The run starts ``pending`` and is
+  ``completed`` once that is done, or stays ``running`` when it also has evaluators the client runs
+  (``external``, ``human``), whose results the client posts before completing it.
+- ``hl_generated=false``: the client posts each datapoint's generation (``POST /evaluations/{id}/log``,
+  written as a real log of the evaluation's project by the same path as ``POST /logs``) and each evaluator's
+  result (``POST /evaluations/{id}/result``); only client-run evaluators. The run starts ``running``
+  (v4 takes logs and results only while running, and the client starts posting at once) and moves between
+  ``running`` and ``completed`` as v4 allows.
 
-States: a run starts ``running`` (v4 takes logs and results only while running, and the client starts
-posting at once, so ``pending`` would only add a step) and moves between ``running`` and ``completed`` as
-v4 allows for runs with external/human evaluators; ``pending`` and ``cancelled`` are refused (422). A log
-or result posted to a run that is not running is a state conflict (409).
+``python`` evaluators are stored but never run: loopgate does not execute code sent to it, so an evaluation
+with one is refused (422). ``pending`` and ``cancelled`` cannot be set by a client (422). A log or result
+posted to a run that is not running is a state conflict (409).
 """
 
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from loopgate.errors import ConflictError, NotFoundError, RequestInvalid
+from loopgate.schemas.common import ProviderApiKeys
 from loopgate.schemas.evaluations import (
     AddEvaluatorsRequest,
     CreateEvaluationLogRequest,
@@ -25,7 +32,9 @@ from loopgate.schemas.evaluations import (
     UpdateEvaluationStatusRequest,
 )
 from loopgate.service.datasets import datapoint_response
+from loopgate.service.evaluation_runner import CLIENT_RUN, EvaluationRunner
 from loopgate.service.evaluation_views import evaluation_response, result_response
+from loopgate.service.judges import runnable_config
 from loopgate.service.log_views import log_response
 from loopgate.service.logs import LogService
 from loopgate.store.catalog import Catalog
@@ -34,17 +43,31 @@ from loopgate.store.evaluators import EvaluatorRow
 from loopgate.store.logs import LogStore
 from loopgate.store.repository import Store
 
-CLIENT_RUN = ("external", "human")
 _SETTABLE = (EvaluationStatus.RUNNING, EvaluationStatus.COMPLETED)
 
 
-def _check_runnable(evaluator: EvaluatorRow, loc: list[str | int]) -> None:
-    if evaluator.type not in CLIENT_RUN:
-        raise RequestInvalid(
-            loc,
-            f"Evaluator '{evaluator.id}' is of type '{evaluator.type}': loopgate never runs evaluators, so "
-            "an evaluation takes only evaluators the client runs itself (type 'external' or 'human')",
-        )
+def _check_runnable(evaluator: EvaluatorRow, loc: list[str | int], *, generated: bool) -> None:
+    """Whether the run can have the evaluator: the client's evaluators always; ``llm`` ones when loopgate
+    generates the run and the evaluator has a prompt to run; ``python`` ones never."""
+    if evaluator.type in CLIENT_RUN:
+        return
+    if evaluator.type == "llm" and generated:
+        try:
+            runnable_config(evaluator)
+        except RequestInvalid as exc:
+            exc.loc = loc
+            raise
+        return
+    if evaluator.type == "llm":
+        why = "loopgate runs llm evaluators only in the runs it generates (hl_generated=true)"
+    else:
+        why = "loopgate does not run code sent to it"
+    raise RequestInvalid(
+        loc,
+        f"Evaluator '{evaluator.id}' is of type '{evaluator.type}': {why}. This evaluation can take "
+        "evaluators of type 'external' or 'human', whose results the client posts"
+        + (", and 'llm'" if generated else ""),
+    )
 
 
 def _check_value(evaluator: EvaluatorRow, value: Any) -> None:
@@ -66,11 +89,12 @@ def _check_value(evaluator: EvaluatorRow, value: Any) -> None:
 
 
 class EvaluationService:
-    def __init__(self, catalog: Catalog, store: Store) -> None:
+    def __init__(self, catalog: Catalog, store: Store, runner: EvaluationRunner) -> None:
         self._catalog = catalog
         self._evaluations = catalog.evaluations
         self._store = store
         self._logs = LogStore(store.engine)
+        self._runner = runner
 
     async def _evaluation(self, org_id: str, evaluation_id: str) -> EvaluationRow:
         found = await self._evaluations.get(org_id, evaluation_id)
@@ -134,13 +158,14 @@ class EvaluationService:
 
     async def create(self, org_id: str, project_id: str, request: CreateEvaluationRequest) -> dict[str, Any]:
         await self._project(org_id, project_id)
-        if request.hl_generated:
-            raise RequestInvalid(
-                ["body", "hl_generated"],
-                "loopgate does not generate logs for evaluations: create the evaluation with "
-                "hl_generated=false and post each datapoint's log to /evaluations/{id}/log and each result "
-                "to /evaluations/{id}/result (evaluators of type 'external' or 'human' only)",
-            )
+        keys = None
+        if request.hl_generated and request.provider_api_keys:
+            try:
+                keys = ProviderApiKeys.model_validate(request.provider_api_keys)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                loc = ["body", "provider_api_keys", *error["loc"]]
+                raise RequestInvalid(loc, error["msg"], error["type"]) from None
         config = await self._catalog.configs.get(org_id, request.config_id)
         if config is None:
             raise NotFoundError(f"Config '{request.config_id}' not found")
@@ -152,7 +177,8 @@ class EvaluationService:
             raise NotFoundError(f"Dataset '{request.dataset_id}' not found")
         evaluator_ids = list(dict.fromkeys(request.evaluator_ids))
         for index, evaluator_id in enumerate(evaluator_ids):
-            _check_runnable(await self._evaluator(org_id, evaluator_id), ["body", "evaluator_ids", index])
+            evaluator = await self._evaluator(org_id, evaluator_id)
+            _check_runnable(evaluator, ["body", "evaluator_ids", index], generated=request.hl_generated)
         created = await self._evaluations.create(
             org_id,
             project_id=project_id,
@@ -160,9 +186,13 @@ class EvaluationService:
             dataset_id=request.dataset_id,
             evaluator_ids=evaluator_ids,
             name=request.name,
+            runner=self._runner.owner if request.hl_generated else None,
+            lease_seconds=self._runner.lease_seconds,
         )
         if created is None:  # deleted between the checks above and the insert
             raise NotFoundError(f"Dataset '{request.dataset_id}' or project '{project_id}' not found")
+        if created.hl_generated:
+            self._runner.wake(created.id, keys)  # the keys stay in this process's memory only
         return await self._view(org_id, created)
 
     async def get(self, org_id: str, evaluation_id: str, *, aggregates: bool) -> dict[str, Any]:
@@ -204,7 +234,11 @@ class EvaluationService:
     async def update_status(
         self, org_id: str, evaluation_id: str, request: UpdateEvaluationStatusRequest
     ) -> dict[str, Any]:
-        await self._evaluation(org_id, evaluation_id)
+        row = await self._evaluation(org_id, evaluation_id)
+        if row.hl_generated and row.generated_at is None:
+            raise ConflictError(
+                f"Evaluation '{evaluation_id}' is still being generated by loopgate: it completes by itself"
+            )
         if request.status not in _SETTABLE:
             raise RequestInvalid(
                 ["body", "status"],
@@ -218,11 +252,12 @@ class EvaluationService:
     async def add_evaluators(
         self, org_id: str, evaluation_id: str, request: AddEvaluatorsRequest
     ) -> dict[str, Any]:
-        await self._evaluation(org_id, evaluation_id)
+        row = await self._evaluation(org_id, evaluation_id)
+        generated = row.hl_generated
         wanted: list[str] = []
         for index, evaluator_id in enumerate(request.evaluator_ids or ()):
             evaluator = await self._evaluator(org_id, evaluator_id)
-            _check_runnable(evaluator, ["body", "evaluator_ids", index])
+            _check_runnable(evaluator, ["body", "evaluator_ids", index], generated=generated)
             wanted.append(evaluator.id)
         for index, version_id in enumerate(request.evaluator_version_ids or ()):
             found = await self._catalog.evaluators.by_version(org_id, version_id)
@@ -230,10 +265,14 @@ class EvaluationService:
                 raise NotFoundError(
                     f"Evaluator version '{version_id}' not found (only current versions are kept)"
                 )
-            _check_runnable(found, ["body", "evaluator_version_ids", index])
+            _check_runnable(found, ["body", "evaluator_version_ids", index], generated=generated)
             wanted.append(found.id)
         if not await self._evaluations.add_evaluators(org_id, evaluation_id, wanted):
             raise NotFoundError(f"Evaluation '{evaluation_id}' not found")
+        if generated and set(wanted) - set(row.evaluator_ids):
+            # New evaluators to run: whichever process claims the run first judges its logs for them (the
+            # results already recorded are kept).
+            await self._runner.reopen(org_id, evaluation_id)
         return await self.get(org_id, evaluation_id, aggregates=False)
 
     # -- logs and results -------------------------------------------------------------------------------
@@ -253,6 +292,11 @@ class EvaluationService:
         """Writes the datapoint's log into the evaluation's project (its config unless the log names one)
         and links it to the datapoint; a datapoint takes one log per evaluation (409 for a second)."""
         row = await self._running(org_id, evaluation_id)
+        if row.hl_generated:
+            raise ConflictError(
+                f"Evaluation '{evaluation_id}' is generated by loopgate (hl_generated=true): its logs are "
+                "loopgate's, one per datapoint"
+            )
         datapoint_id = request.datapoint_id
         if await self._catalog.datasets.datapoint(org_id, datapoint_id) is None:
             raise NotFoundError(f"Datapoint '{datapoint_id}' not found")
@@ -301,6 +345,11 @@ class EvaluationService:
         if request.result is None and request.error is None:
             raise RequestInvalid(["body", "result"], "Give the evaluator's result, or the error it met")
         evaluator = await self._evaluator(org_id, request.evaluator_id)
+        if evaluator.type not in CLIENT_RUN:
+            raise RequestInvalid(
+                ["body", "evaluator_id"],
+                f"Evaluator '{evaluator.id}' is of type '{evaluator.type}': its results are loopgate's",
+            )
         if request.result is not None:
             _check_value(evaluator, request.result)
         stored = await self._evaluations.put_result(

@@ -1,8 +1,9 @@
 """Evaluators: EvaluatorResponse and create / list / get / update / delete.
 
-Every evaluator type is stored, ``code`` included, but loopgate never runs one: evaluations accept only the
-evaluators the client runs itself (``external`` and ``human``, see ``service/evaluations.py``). An evaluator
-an evaluation uses cannot be deleted (409).
+Every evaluator type is stored, ``code`` included. Of them loopgate runs only ``llm`` evaluators, in the
+evaluations it generates (``service/evaluation_runner.py``); ``python`` code is never executed, and
+``external`` and ``human`` results come from the client (``service/evaluations.py``). An evaluator an
+evaluation uses cannot be deleted (409).
 """
 
 from typing import Any

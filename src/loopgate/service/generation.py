@@ -59,7 +59,9 @@ class GenerationService:
             with counting() as retries:
                 result = await prepared.provider.generate(prepared.call)
         except ProviderError as exc:
-            await self.log_failure(prepared, exc, created_at, time.perf_counter() - started, retries)
+            exc.log_id = await self.log_failure(
+                prepared, exc, created_at, time.perf_counter() - started, retries
+            )
             raise
         latency = time.perf_counter() - started
         samples = _samples(prepared, result)
@@ -117,7 +119,8 @@ class GenerationService:
         created_at: Any,
         latency: float,
         retries: RetryCount | None = None,
-    ) -> None:
+    ) -> str:
+        """Logs the failed call (status ``error``); returns the log's id."""
         sample = records.Sample(
             log_id=ids.new_id(ids.LOG),
             index=0,
@@ -142,6 +145,7 @@ class GenerationService:
         )
         row["output"] = None
         await self._store.writer.write_logs([row], blobs)
+        return sample.log_id
 
 
 def _samples(prepared: Prepared, result: ProviderResult) -> list[records.Sample]:

@@ -22,10 +22,7 @@ import contextlib
 import email.utils
 import gzip
 import logging
-import os
 import random
-import secrets
-import socket
 import time
 from datetime import UTC, datetime
 from enum import Enum
@@ -38,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from loopgate.config import Settings
 from loopgate.providers.http_client import ClientError, ConnectionPool, Timeout
 from loopgate.service import otlp_spans
+from loopgate.service.lease_holders import holder_gone, new_holder
 from loopgate.store.exports import Cursor, ExportStore
 
 _log = logging.getLogger("loopgate.otlp")
@@ -76,8 +74,7 @@ class OtlpExporter:
         self._capture = settings.otlp_capture_content
         self._batch_size = settings.otlp_batch_size
         self._resource = otlp_spans.resource(settings.otlp_service, settings.otlp_resource)
-        self._host = socket.gethostname()
-        self._owner = f"{self._host}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._owner = new_holder()
         self._pool = ConnectionPool()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -111,7 +108,7 @@ class OtlpExporter:
         announced = False
         while not self._stopping.is_set():
             try:
-                cursor = await self._store.claim(self._owner, abandoned=self._abandoned)
+                cursor = await self._store.claim(self._owner, abandoned=holder_gone)
                 if cursor is None:
                     self._holding = False
                     await self._pause(_STANDBY)
@@ -238,19 +235,6 @@ class OtlpExporter:
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
-
-    def _abandoned(self, holder: str) -> bool:
-        """A holder that was a process of this host which no longer runs: no need to wait out its lease."""
-        parts = holder.rsplit(":", 2)  # host:pid:token, as ``self._owner``
-        if len(parts) != 3 or parts[0] != self._host or not parts[1].isdigit():
-            return False
-        try:
-            os.kill(int(parts[1]), 0)
-        except ProcessLookupError:
-            return True
-        except OSError:  # it exists (another user's): alive
-            return False
-        return False
 
 
 def _backoff(attempt: int) -> float:

@@ -19,7 +19,13 @@ from loopgate.errors import NotFoundError, RequestInvalid
 from loopgate.providers.base import GenerationCall, Provider
 from loopgate.providers.registry import ProviderRegistry
 from loopgate.schemas.chat import ChatRequest, GenerationRequest
-from loopgate.schemas.common import LINKED_TOOLS_UNAVAILABLE, ModelConfigChatRequest, ModelConfigTool
+from loopgate.schemas.common import (
+    LINKED_TOOLS_UNAVAILABLE,
+    ModelConfigChatRequest,
+    ModelConfigTool,
+    ModelParameters,
+    ProviderApiKeys,
+)
 from loopgate.schemas.completion import (
     ChatDeployedRequest,
     ChatFields,
@@ -127,6 +133,27 @@ def _tool_choice(request: ChatRequest | ChatFields) -> Any:
     return None
 
 
+def sampling(config: ModelParameters) -> dict[str, Any]:
+    """The config's sampling parameters as a GenerationCall takes them (``max_tokens`` -1: no limit)."""
+    return {
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "max_tokens": config.max_tokens if config.max_tokens > 0 else None,
+        "stop": config.stop,
+        "presence_penalty": config.presence_penalty,
+        "frequency_penalty": config.frequency_penalty,
+    }
+
+
+def credentials(provider: Provider, keys: ProviderApiKeys | None) -> tuple[str | None, str | None]:
+    """The request's key for the provider, and its endpoint for providers that take one (Azure)."""
+    if keys is None:
+        return None, None
+    endpoint_field = getattr(provider, "endpoint_field", None)
+    api_key = getattr(keys, provider.key_field) if provider.key_field else None
+    return api_key, getattr(keys, endpoint_field) if endpoint_field else None
+
+
 def _config_loc(request: GenerationBody) -> list[str | int]:
     if isinstance(request, ChatRequest | CompletionRequest):
         return ["body", "model_config"]
@@ -172,10 +199,7 @@ class Preparer:
         project_id, config_id, seed = await self._register(org_id, request, source)
         session_id, parent_id = await self._session_and_parent(org_id, request)
 
-        keys = request.provider_api_keys
-        api_key = getattr(keys, provider.key_field) if keys is not None and provider.key_field else None
-        endpoint_field = getattr(provider, "endpoint_field", None)
-        api_endpoint = getattr(keys, endpoint_field) if keys is not None and endpoint_field else None
+        api_key, api_endpoint = credentials(provider, request.provider_api_keys)
         other = config.other
         logprobs = request.logprobs if isinstance(request, CompletionFields) else None
         if logprobs is not None:
@@ -185,12 +209,7 @@ class Preparer:
             model=config.model,
             messages=messages,
             n=request.num_samples,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            max_tokens=config.max_tokens if config.max_tokens > 0 else None,
-            stop=config.stop,
-            presence_penalty=config.presence_penalty,
-            frequency_penalty=config.frequency_penalty,
+            **sampling(config),
             seed=seed,
             user=request.user,
             tools=tools,

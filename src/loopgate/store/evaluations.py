@@ -6,6 +6,7 @@ A project's runs are listed by ``of_project``: narrowed by an ``EvaluationFilter
 ``EvaluationSort`` keys, both in SQL, so a page and its total agree with whatever was asked.
 """
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,9 @@ _P = tables.datapoints
 _C = tables.model_configs
 # ``status`` sorts in the order of a run's life (v4's EvaluationStatus lists them so), not alphabetically.
 _STATUS_ORDER = {"pending": 0, "running": 1, "completed": 2, "cancelled": 3}
+# A result's value: v4's results carry a boolean or a number; an llm evaluator's ``select`` gives a string,
+# ``multi_select`` a list of strings and ``text`` a string (EvaluationResultResponse.value allows all four).
+Judgment = bool | int | float | str | list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,8 @@ class EvaluationRow:
     evaluator_ids: tuple[str, ...]
     created_at: datetime
     updated_at: datetime
+    hl_generated: bool = False  # loopgate generates the logs and runs the llm evaluators
+    generated_at: datetime | None = None  # when loopgate's part of a generated run was last finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +61,7 @@ class ResultRow:
     log_id: str
     evaluator_id: str
     evaluator_version_id: str
-    value: bool | int | float | None
+    value: Judgment | None
     error: str | None
     created_at: datetime
     updated_at: datetime
@@ -138,8 +144,9 @@ def _mean_score(evaluator_id: str) -> Any:
     )
 
 
-def _score(value: bool | int | float | None) -> float | None:
-    return None if value is None else float(value)
+def _score(value: Judgment | None) -> float | None:
+    """The value as a number for the aggregates; strings and lists have none."""
+    return float(value) if isinstance(value, bool | int | float) else None
 
 
 async def _evaluator_ids(connection: AsyncConnection, evaluation_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -168,9 +175,15 @@ class EvaluationStore:
         dataset_id: str,
         evaluator_ids: Sequence[str],
         name: str | None,
+        runner: str | None = None,
+        lease_seconds: float = 0.0,
     ) -> EvaluationRow | None:
-        """The new running evaluation, pinned to the dataset's current version; None when the dataset or the
-        project was deleted meanwhile (the insert reads the version and checks both in one statement)."""
+        """The new evaluation, pinned to the dataset's current version; None when the dataset or the project
+        was deleted meanwhile (the insert reads the version and checks both in one statement).
+
+        The client's run starts ``running``. With ``runner`` (the owner name of this process's
+        ``EvaluationRunner``), loopgate generates it: it starts ``pending`` with the lease already held, so
+        the process that took the request (and holds its provider keys) is the one that runs it."""
         stamp = now()
         evaluation_id = ids.new_id(ids.EVALUATION)
         fixed = {
@@ -180,9 +193,12 @@ class EvaluationStore:
             "config_id": config_id,
             "dataset_id": dataset_id,
             "name": name,
-            "status": "running",
+            "status": "running" if runner is None else "pending",
             "created_at": stamp,
             "updated_at": stamp,
+            "hl_generated": runner is not None,
+            "owner": runner,
+            "lease_until": time.time() + lease_seconds if runner is not None else 0.0,
         }
         columns = [literal(value, _V.c[key].type).label(key) for key, value in fixed.items()]
         project = tables.projects
@@ -197,13 +213,18 @@ class EvaluationStore:
                 statement = _V.insert().from_select([*fixed, "dataset_version"], values)
                 if (await connection.execute(statement)).rowcount != 1:
                     return None
-                await connection.execute(
-                    _VE.insert(),
-                    [
-                        {"evaluation_id": evaluation_id, "evaluator_id": evaluator_id, "position": position}
-                        for position, evaluator_id in enumerate(evaluator_ids)
-                    ],
-                )
+                if evaluator_ids:  # an empty parameter list would insert one row of NULLs
+                    await connection.execute(
+                        _VE.insert(),
+                        [
+                            {
+                                "evaluation_id": evaluation_id,
+                                "evaluator_id": evaluator_id,
+                                "position": position,
+                            }
+                            for position, evaluator_id in enumerate(evaluator_ids)
+                        ],
+                    )
         except IntegrityError:
             return None  # PostgreSQL: the dataset, config or project was deleted while this inserted
         return await self.get(org_id, evaluation_id)
@@ -225,6 +246,8 @@ class EvaluationStore:
                 evaluator_ids=tuple(evaluators[row["id"]]),
                 created_at=utc(row["created_at"]),
                 updated_at=utc(row["updated_at"]),
+                hl_generated=bool(row["hl_generated"]),
+                generated_at=utc(row["generated_at"]) if row["generated_at"] is not None else None,
             )
             for row in rows
         ]
@@ -391,7 +414,7 @@ class EvaluationStore:
         log_id: str,
         evaluator_id: str,
         evaluator_version_id: str,
-        value: bool | int | float | None,
+        value: Judgment | None,
         error: str | None,
     ) -> ResultRow:
         """Records the evaluator's result for the log, replacing an earlier one of the same pair."""

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -259,11 +260,19 @@ evaluations = Table(
     # datasets.version at creation: the snapshot is the datapoints whose version is at most this.
     Column("dataset_version", Integer, nullable=False),
     Column("name", String(255), nullable=True),
-    Column("status", String(16), nullable=False),  # running / completed (pending, cancelled: never set)
+    # pending (a generated run not started yet) / running / completed; cancelled is never set
+    Column("status", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Runs loopgate generates (hl_generated=true) and the lease of the process running one: see
+    # store/evaluation_runs.py and migration 0009.
+    Column("hl_generated", Boolean, nullable=False, server_default=false()),
+    Column("owner", String(255), nullable=True),
+    Column("lease_until", Float, nullable=False, server_default="0"),
+    Column("generated_at", DateTime(timezone=True), nullable=True),
     Index("ix_evaluations_project_created", "project_id", "created_at", "id"),
     Index("ix_evaluations_dataset", "dataset_id"),
+    Index("ix_evaluations_unfinished", "hl_generated", "generated_at"),
 )
 
 evaluation_evaluators = Table(

@@ -53,18 +53,23 @@ def feedback_text(value: Any) -> str:
     return str(value)
 
 
-def score(value: bool | float | None) -> str:
-    """An evaluator's result or mean: true/false, or a number with at most three decimals."""
+def score(value: bool | float | str | list[str] | None) -> str:
+    """An evaluator's result or mean: true/false, a number with at most three decimals, or an llm
+    evaluator's choice(s) or text as it gave them."""
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ", ".join(value)
     return f"{value:,.3f}".rstrip("0").rstrip(".")
 
 
-def score_class(value: bool | float | None) -> str:
+def score_class(value: bool | float | str | list[str] | None) -> str:
     """A boolean result reads as good or bad at a glance; a number stays neutral."""
     if isinstance(value, bool):
         return "fb-good" if value else "fb-bad"

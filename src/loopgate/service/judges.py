@@ -1,0 +1,153 @@
+"""The ``llm`` evaluators loopgate runs in an evaluation: the evaluator's ``prompt_template`` rendered from
+the log and its datapoint, one call to the evaluator's model, and the answer read as its ``return_type``.
+
+The template names what it judges with dotted variables:
+- ``{{log.output}}``, ``{{log.inputs}}`` (JSON), ``{{log.inputs.<name>}}``, ``{{log.messages}}`` (JSON),
+  ``{{log.error}}``;
+- ``{{testcase.inputs}}``, ``{{testcase.inputs.<name>}}``, ``{{testcase.messages}}``,
+  ``{{testcase.target}}`` (JSON) and ``{{testcase.target.<key>}}``: the datapoint, ground truth included.
+
+How an answer is read:
+- ``boolean``: its last word -- true/yes/pass/1 or false/no/fail/0, in any case -- so a judge may reason first
+  and conclude last;
+- ``number``: the last number in it;
+- ``select``: the answer, trimmed;
+- ``multi_select``: the answer split at commas and new lines;
+- ``text``: the answer as it is.
+
+An answer that cannot be read, a template naming what the log does not have, and a provider failure are
+the result's ``error``, so one bad judgment never stops the run. The judge's call is not logged as a log
+of a project: its result, or its error, is what the evaluation keeps.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from loopgate.errors import LoopgateError, ProviderError, RequestInvalid
+from loopgate.providers.base import GenerationCall
+from loopgate.providers.registry import ProviderRegistry
+from loopgate.schemas.common import ProviderApiKeys
+from loopgate.schemas.model_configs import ModelConfigCompletionRequest
+from loopgate.service.prepare import credentials, sampling
+from loopgate.service.templates import render_text
+from loopgate.store.datasets import DatapointRow
+from loopgate.store.evaluations import Judgment
+from loopgate.store.evaluators import EvaluatorRow
+
+_TRUE = frozenset({"true", "yes", "pass", "1"})
+_FALSE = frozenset({"false", "no", "fail", "0"})
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+class JudgmentError(Exception):
+    """Why an evaluator gave no result for a log: kept as the result's ``error``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    log: dict[str, Any]  # the stored log (LogStore.fetch's dict)
+    datapoint: DatapointRow
+
+
+def variables(judged: Judged) -> dict[str, Any]:
+    """Every name the template may use, dotted paths included."""
+    log, datapoint = judged.log, judged.datapoint
+    inputs = log.get("inputs") or {}
+    found: dict[str, Any] = {
+        "log.output": log.get("output") or "",
+        "log.inputs": inputs,
+        "log.messages": log.get("messages") or [],
+        "log.error": log.get("error") or "",
+        "testcase.inputs": datapoint.inputs or {},
+        "testcase.messages": datapoint.messages or [],
+        "testcase.target": datapoint.target or {},
+    }
+    for prefix, values in (
+        ("log.inputs", inputs),
+        ("testcase.inputs", datapoint.inputs or {}),
+        ("testcase.target", datapoint.target or {}),
+    ):
+        found.update({f"{prefix}.{key}": value for key, value in values.items()})
+    return found
+
+
+def prompt(evaluator: EvaluatorRow, judged: Judged) -> tuple[ModelConfigCompletionRequest, str]:
+    """The evaluator's model config and its rendered prompt."""
+    config = runnable_config(evaluator)
+    assert config.prompt_template is not None  # runnable_config checked it
+    try:
+        return config, render_text(config.prompt_template, variables(judged))
+    except RequestInvalid as exc:
+        raise JudgmentError(
+            f"The evaluator's prompt template names {{{{{exc.loc[-1]}}}}}, which this log "
+            "and its datapoint do not have"
+        ) from None
+
+
+def runnable_config(evaluator: EvaluatorRow) -> ModelConfigCompletionRequest:
+    """The llm evaluator's model config, if it has one loopgate can run (else RequestInvalid, naming why)."""
+    if evaluator.model_config is None:
+        raise RequestInvalid(
+            ["body", "evaluator_ids"], f"Evaluator '{evaluator.id}' is of type 'llm' but has no model_config"
+        )
+    config = ModelConfigCompletionRequest.model_validate(evaluator.model_config)
+    if not config.prompt_template:
+        raise RequestInvalid(
+            ["body", "evaluator_ids"],
+            f"Evaluator '{evaluator.id}' is of type 'llm' but its model_config has no prompt_template",
+        )
+    return config
+
+
+async def judge(
+    evaluator: EvaluatorRow, judged: Judged, providers: ProviderRegistry, keys: ProviderApiKeys | None
+) -> Judgment:
+    """The evaluator's judgment of the log (JudgmentError: none, and why)."""
+    config, text = prompt(evaluator, judged)
+    try:
+        provider = providers.get(config.provider.value)
+    except LoopgateError as exc:
+        raise JudgmentError(exc.message) from None
+    api_key, api_endpoint = credentials(provider, keys)
+    call = GenerationCall(
+        model=config.model,
+        messages=[{"role": "user", "content": text}],
+        **sampling(config),
+        seed=config.seed,
+        other=config.other,
+        api_key=api_key,
+        api_endpoint=api_endpoint,
+    )
+    try:
+        result = await provider.generate(call)
+    except ProviderError as exc:
+        raise JudgmentError(f"{exc.origin}: {exc.message}") from None
+    return read(result.generations[0].raw_output, evaluator.return_type)
+
+
+def read(answer: str, return_type: str) -> Judgment:
+    """The judge's answer as a value of ``return_type`` (see the module's docstring)."""
+    if return_type == "boolean":
+        words = _WORD.findall(answer)
+        last = words[-1].lower() if words else ""
+        if last in _TRUE or last in _FALSE:
+            return last in _TRUE
+        raise JudgmentError(f"Expected the answer to end in true or false, got {_excerpt(answer)}")
+    if return_type == "number":
+        numbers = _NUMBER.findall(answer)
+        if not numbers:
+            raise JudgmentError(f"Expected a number in the answer, got {_excerpt(answer)}")
+        last = numbers[-1]
+        return int(last) if last.lstrip("-").isdigit() else float(last)
+    if return_type == "multi_select":
+        return [choice for part in re.split(r"[,\n]", answer) if (choice := part.strip())]
+    if return_type == "select":
+        return answer.strip()
+    return answer
+
+
+def _excerpt(answer: str) -> str:
+    shown = answer.strip()
+    return repr(shown if len(shown) <= 200 else f"{shown[:200]}...")
