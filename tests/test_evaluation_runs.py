@@ -119,6 +119,7 @@ def test_a_generated_run_logs_every_datapoint_and_judges_each_log(client: httpx.
         assert log["inputs"] == datapoint["inputs"]
         assert (log["source"], log["source_datapoint_id"]) == ("evaluation", record["datapoint"]["id"])
         assert log["config_id"] == run.config_id and log["project_id"] == run.project_id
+        assert log["batch_ids"] == [created["id"]]  # the run the log was made for
     values = [
         {
             key: results_by_evaluator(record)[e["id"]]["value"]
@@ -142,6 +143,7 @@ def test_a_generated_run_logs_every_datapoint_and_judges_each_log(client: httpx.
     logs = ok(client.get("/logs", params={"project_id": run.project_id, "size": 50}))
     assert logs["total"] == 3
     assert {log["id"] for log in logs["records"]} == {record["log"]["id"] for record in records}
+    assert {tuple(log["batch_ids"]) for log in logs["records"]} == {(created["id"],)}
 
 
 def test_failures_are_logged_and_kept_as_result_errors(client: httpx.Client) -> None:

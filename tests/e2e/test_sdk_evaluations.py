@@ -49,6 +49,7 @@ def test_an_evaluation_the_client_runs_through_the_sdk(sdk: dict[str, Any]) -> N
         got["stored_log"]["output"] == "2"
         and got["stored_log"]["source_datapoint_id"] == got["datapoint_ids"][0]
     )
+    assert got["stored_log"]["batch_ids"] == [created["id"]]  # the run it was posted to
     assert [r["value"] for r in got["results"]] == [True, 5, False, 2]
     assert {r["evaluation_id"] for r in got["results"]} == {created["id"]}
 

@@ -141,7 +141,7 @@ def log_response(row: dict[str, Any]) -> dict[str, Any]:
         "tool_choice": payload.get("tool_choice"),
         "evaluation_results": [],
         "observability_status": "completed",
-        "batch_ids": [],
+        "batch_ids": row.get("batch_ids") or [],
     }
 
 

@@ -391,7 +391,8 @@ def _latest_feedback_among(feedback_type: str, values: list[str]) -> Any:
 
 
 async def _hydrate(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Expands payloads and attaches ``config`` (the config row) and ``feedback`` (rows, oldest first)."""
+    """Expands payloads and attaches ``config`` (the config row), ``feedback`` (rows, oldest first) and
+    ``batch_ids`` (the evaluation runs the log is a datapoint's log in)."""
     payloads = [orjson.loads(row["payload"]) if row["payload"] else None for row in rows]
     refs: set[str] = set()
     for payload in payloads:
@@ -418,7 +419,16 @@ async def _hydrate(connection: AsyncConnection, rows: list[dict[str, Any]]) -> N
         for item in (await connection.execute(query)).mappings():
             feedback.setdefault(item["log_id"], []).append(dict(item))
 
+    # Only a log made for a datapoint can belong to an evaluation run: pages of other logs skip the query.
+    batches: dict[str, list[str]] = {}
+    runs = tables.evaluation_logs
+    for chunk in in_chunks([row["id"] for row in rows if row["source_datapoint_id"]]):
+        query = select(runs.c.log_id, runs.c.evaluation_id).where(runs.c.log_id.in_(chunk))
+        for log_id, evaluation_id in await connection.execute(query.order_by(runs.c.created_at)):
+            batches.setdefault(log_id, []).append(evaluation_id)
+
     for row, payload in zip(rows, payloads, strict=True):
+        row["batch_ids"] = batches.get(row["id"], [])
         row["payload"] = content.expand(payload, blobs) if payload is not None else None
         row["metadata"] = orjson.loads(row["metadata"]) if row["metadata"] else None
         row["config"] = configs.get(row["config_id"]) if row["config_id"] else None

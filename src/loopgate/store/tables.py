@@ -295,6 +295,7 @@ evaluation_logs = Table(
     Column("log_id", ID, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("evaluation_id", "log_id", name="uq_evaluation_logs_log"),
+    Index("ix_evaluation_logs_log", "log_id"),  # a log's runs, its batch_ids (migration 0009)
 )
 
 evaluation_results = Table(

@@ -7,6 +7,7 @@ running one (a lease, as the OTLP export's), and when its generation finished.
   this one after a restart, takes a run whose lease has lapsed, and carries on where it stopped.
 - ``generated_at``: set once every datapoint has its log and every ``llm`` evaluator its result; cleared
   when evaluators are added, so the runner picks the run up again.
+- ``ix_evaluation_logs_log``: the runs a log belongs to, answered as the log's ``batch_ids``.
 
 Revision ID: 0009
 Revises: 0008
@@ -29,9 +30,11 @@ def upgrade() -> None:
         table.add_column(sa.Column("generated_at", sa.DateTime(timezone=True), nullable=True))
     # The runner's question, asked every few seconds by every process: which generated runs are unfinished.
     op.create_index("ix_evaluations_unfinished", "evaluations", ["hl_generated", "generated_at"])
+    op.create_index("ix_evaluation_logs_log", "evaluation_logs", ["log_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_evaluation_logs_log", table_name="evaluation_logs")
     op.drop_index("ix_evaluations_unfinished", table_name="evaluations")
     with op.batch_alter_table("evaluations") as table:
         table.drop_column("generated_at")
