@@ -263,7 +263,7 @@ def test_a_run_whose_process_is_gone_is_taken_over_where_it_stopped(
     assert owner[0] is None  # finished, and its lease given up
 
 
-def test_what_loopgate_cannot_run_is_refused(client: httpx.Client, server: Server) -> None:
+def test_what_loopgate_cannot_run_is_refused(client: httpx.Client) -> None:
     run = Run(client, [{"inputs": {"q": "1"}}], CHAT_CONFIG)
     path = f"/projects/{run.project_id}/evaluations"
     code = evaluator(client, "python")
@@ -295,19 +295,6 @@ def test_what_loopgate_cannot_run_is_refused(client: httpx.Client, server: Serve
     verdict = judge(client, "boolean", "{{log.output}}")
     refused = client.post(path, json={**body, "evaluator_ids": [verdict["id"]], "hl_generated": False})
     assert_422(refused, ["body", "evaluator_ids", 0])
-    # A generated run cannot be completed by hand while loopgate generates it: shown by a run that never
-    # starts, its lease held by a live process that is not this server (the test itself).
-    created = run.start(verdict)
-    db_rows(
-        server.database,
-        "UPDATE evaluations SET status = 'pending', generated_at = NULL, owner = ?, lease_until = ?"
-        " WHERE id = ?",
-        f"{socket.gethostname()}:1:elsewhere",
-        time.time() + 3600,
-        created["id"],
-    )
-    conflict = client.patch(f"/evaluations/{created['id']}/status", json={"status": "completed"})
-    assert conflict.status_code == 409, conflict.text
 
 
 @pytest.mark.parametrize(
@@ -328,3 +315,41 @@ def test_each_kind_of_config_is_run_as_its_kind(
     (record,) = run.snapshot(created["id"])
     assert record["log"]["error"] is None
     assert record["log"]["output"] == f"{MOCK_REPLY}{sent}"
+
+
+def test_a_generated_run_is_cancelled_and_resumed_where_it_stopped(
+    client: httpx.Client, server: Server
+) -> None:
+    run = Run(client, [{"inputs": {"q": str(n)}, "target": {"n": str(n)}} for n in range(3)], CHAT_CONFIG)
+    score = judge(client, "number", "{{testcase.target.n}}")
+    created = run.start(score)
+    # As a run another server is in the middle of: held by a live process of this host that is not this
+    # server (pid 1), so this server leaves it alone.
+    db_rows(
+        server.database,
+        "UPDATE evaluations SET status = 'running', generated_at = NULL, owner = ?, lease_until = ?"
+        " WHERE id = ?",
+        f"{socket.gethostname()}:1:elsewhere",
+        time.time() + 3600,
+        created["id"],
+    )
+    path = f"/evaluations/{created['id']}"
+    completed = client.patch(f"{path}/status", json={"status": "completed"})
+    assert completed.status_code == 409, completed.text  # it completes by itself
+    assert "can be set 'cancelled'" in completed.json()["detail"]
+
+    assert ok(client.patch(f"{path}/status", json={"status": "cancelled"}))["status"] == "cancelled"
+    (row,) = db_rows(
+        server.database, "SELECT owner, generated_at FROM evaluations WHERE id = ?", created["id"]
+    )
+    assert tuple(row) == (None, None)  # the lease given up, the run unfinished
+    assert ok(client.patch(f"{path}/status", json={"status": "cancelled"}))["status"] == "cancelled"
+    time.sleep(6)  # longer than a runner's look for runs to take: a cancelled run is not taken
+    assert ok(client.get(path))["status"] == "cancelled"
+
+    assert ok(client.patch(f"{path}/status", json={"status": "running"}))["status"] == "running"
+    run.wait(created["id"])
+    values = [results_by_evaluator(record)[score["id"]]["value"] for record in run.snapshot(created["id"])]
+    assert values == [0, 1, 2]
+    # Finished: the client's rules again, under which a run is never set pending or cancelled.
+    assert_422(client.patch(f"{path}/status", json={"status": "cancelled"}), ["body", "status"])

@@ -79,3 +79,21 @@ async def test_finishing_releasing_and_reopening(store: Store, catalog: Catalog,
     assert reopened is not None and (reopened.status, reopened.generated_at) == ("running", None)
     again = await leases.claim("third")
     assert again is not None and again.id == run.id
+
+
+async def test_cancelling_and_resuming(store: Store, catalog: Catalog, org: str) -> None:
+    leases = RunLeases(store.engine, lease_seconds=30)
+    run = await _run(store, catalog, org, runner="me")
+    assert not await leases.resume(org, run.id)  # only a cancelled run resumes
+    assert not await leases.cancel("another-org", run.id)
+    assert await leases.cancel(org, run.id)
+    assert not await leases.cancel(org, run.id)  # cancelled already
+    cancelled = await catalog.evaluations.get(org, run.id)
+    assert cancelled is not None and (cancelled.status, cancelled.generated_at) == ("cancelled", None)
+    assert await leases.claim("me") is None and await leases.renew("me") == set()
+
+    assert await leases.resume(org, run.id)
+    taken = await leases.claim("other")
+    assert taken is not None and (taken.id, taken.status) == (run.id, "running")
+    assert await leases.finish(run.id, "other", status="completed")
+    assert not await leases.cancel(org, run.id)  # finished: nothing to stop

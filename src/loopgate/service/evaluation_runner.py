@@ -90,6 +90,22 @@ class EvaluationRunner:
             self._keys[evaluation_id] = keys
         self._wake.set()
 
+    async def cancel(self, org_id: str, evaluation_id: str) -> bool:
+        """Stops a run where it is (this process's task at once, another's at its next renewal)."""
+        if not await self._leases.cancel(org_id, evaluation_id):
+            return False
+        task = self._runs.pop(evaluation_id, None)
+        if task is not None:
+            task.cancel()
+        self._keys.pop(evaluation_id, None)
+        return True
+
+    async def resume(self, org_id: str, evaluation_id: str) -> bool:
+        """A cancelled run goes on where it stopped, in whichever process claims it first."""
+        resumed = await self._leases.resume(org_id, evaluation_id)
+        self._wake.set()
+        return resumed
+
     async def reopen(self, org_id: str, evaluation_id: str) -> None:
         """A generated run with new evaluators: unfinished again, for whichever process claims it first."""
         await self._leases.reopen(org_id, evaluation_id)
@@ -112,7 +128,9 @@ class EvaluationRunner:
         if self._runs:
             held = await self._leases.renew(self.owner)
             for evaluation_id in [key for key in self._runs if key not in held]:
-                _log.warning("evaluation %s: another process took the run over", evaluation_id)
+                _log.warning(
+                    "evaluation %s: no longer this process's (cancelled, or taken over)", evaluation_id
+                )
                 self._runs.pop(evaluation_id).cancel()
                 self._keys.pop(evaluation_id, None)
         waiting = {key for key, (not_before, _pause) in self._retry.items() if not_before > time.monotonic()}

@@ -100,3 +100,30 @@ class RunLeases:
         )
         async with self._engine.begin() as connection:
             await connection.execute(statement)
+
+    async def cancel(self, org_id: str, evaluation_id: str) -> bool:
+        """Stops an unfinished run: ``cancelled``, its lease given up (its holder sees that at its next
+        renewal). False when the run is not an unfinished generated one."""
+        statement = (
+            update(_V)
+            .where(_V.c.org_id == org_id, _V.c.id == evaluation_id, *_UNFINISHED)
+            .values(status="cancelled", owner=None, lease_until=0.0, updated_at=now())
+        )
+        async with self._engine.begin() as connection:
+            return (await connection.execute(statement)).rowcount == 1
+
+    async def resume(self, org_id: str, evaluation_id: str) -> bool:
+        """A cancelled generated run ``running`` again: the next claim goes on where it stopped."""
+        statement = (
+            update(_V)
+            .where(
+                _V.c.org_id == org_id,
+                _V.c.id == evaluation_id,
+                _V.c.hl_generated.is_(True),
+                _V.c.generated_at.is_(None),
+                _V.c.status == "cancelled",
+            )
+            .values(status="running", updated_at=now())
+        )
+        async with self._engine.begin() as connection:
+            return (await connection.execute(statement)).rowcount == 1
