@@ -42,6 +42,7 @@
 | LOOPGATE_MAX_REQUEST_BYTES | 33554432 | largest request body (32 MiB); a larger one is refused with 413 |
 | LOOPGATE_LOG_LEVEL | info | log level (uvicorn's and loopgate's): critical ... info, debug, trace |
 | LOOPGATE_ENVIRONMENTS | (none) | extra environments per organization, e.g. ``staging,development`` |
+| LOOPGATE_PYTHON_EVALUATORS | false | run python evaluators in generated evaluations (trusted keys only) |
 | LOOPGATE_OTLP_ENDPOINT | (none: off) | OTLP/HTTP collector, ``http://HOST:4318``; posts to ``/v1/traces`` |
 | LOOPGATE_OTLP_TRACES_ENDPOINT | (none) | the whole traces URL, used as it is (instead of the above) |
 | LOOPGATE_OTLP_HEADERS | (none) | headers of every export, ``k=v,k2=v2`` (percent-decoded); never logged |
@@ -150,6 +151,10 @@ class Settings(BaseModel):
     # Seconds a stopping server waits for the requests in flight (long streams) before it cuts them short,
     # their partial logs committed: less than a process manager's own wait before SIGKILL (Kubernetes: 30 s).
     shutdown_timeout: float = Field(default=25.0, gt=0)
+
+    # Run python evaluators' code (service/code_evaluators.py) in the evaluations loopgate generates. Off:
+    # the code runs as the server's user, so only where every holder of an API key may run code on it.
+    python_evaluators: bool = False
 
     writer_max_batch: int = 512
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"

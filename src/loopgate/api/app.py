@@ -104,7 +104,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         catalog = Catalog.create(store, environments=settings.environment_names)
         providers = ProviderRegistry(settings, http)
         generation = GenerationService(catalog, providers)
-        runner = EvaluationRunner(catalog, generation, providers)
+        runner = EvaluationRunner(catalog, generation, providers, runs_code=settings.python_evaluators)
         runner.start()
         if not await store.has_api_keys():
             _log.warning("No API keys yet: create one with `loopgate keys create` (it prints the key).")

@@ -1,6 +1,7 @@
 """Evaluations loopgate runs itself (``hl_generated=true``, v4's default): for each datapoint of the run's
 dataset snapshot, a generation with the evaluated config -- a real log of the project, through the same path
-as ``/chat-model-config`` -- and then each ``llm`` evaluator's judgment of it (``service/judges.py``).
+as ``/chat-model-config`` -- and then each ``llm`` evaluator's judgment of it (``service/judges.py``), and
+each ``python`` one's where the server allows running code (``service/code_evaluators.py``).
 
 Every server process runs one runner. The process that took ``POST /evaluations`` holds the new run's lease
 from the start (``store/evaluation_runs.py``) and keeps the request's ``provider_api_keys`` in memory for it,
@@ -25,19 +26,20 @@ from loopgate.errors import LoopgateError, ProviderError
 from loopgate.providers.registry import ProviderRegistry
 from loopgate.schemas.common import ProviderApiKeys
 from loopgate.schemas.completion import ChatModelConfigRequest, CompletionModelConfigRequest
-from loopgate.service import judges
+from loopgate.service import code_evaluators, judges
 from loopgate.service.generation import GenerationService
 from loopgate.service.lease_holders import holder_gone, new_holder
 from loopgate.store.catalog import Catalog
 from loopgate.store.datasets import DatapointRow
 from loopgate.store.evaluation_runs import RunLeases
-from loopgate.store.evaluations import EvaluationRow
+from loopgate.store.evaluations import EvaluationRow, Judgment
 from loopgate.store.evaluators import EvaluatorRow
 from loopgate.store.model_configs import ConfigRow
 
 _log = logging.getLogger("loopgate.evaluations")
 
 CLIENT_RUN = ("external", "human")
+LOOPGATE_RUN = ("llm", "python")  # python only where LOOPGATE_PYTHON_EVALUATORS allows it
 SOURCE = "evaluation"  # the ``source`` of the logs a run generates
 _LEASE = 30.0  # seconds a run stays with a process that stopped renewing it
 _RENEW = 5.0  # seconds between renewals, and between looks for runs to take over
@@ -48,8 +50,17 @@ _RETRY_FIRST, _RETRY_MOST = 5.0, 300.0  # seconds before a run that failed is tr
 
 
 class EvaluationRunner:
-    def __init__(self, catalog: Catalog, generation: GenerationService, providers: ProviderRegistry) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        generation: GenerationService,
+        providers: ProviderRegistry,
+        *,
+        runs_code: bool = False,
+    ) -> None:
         self.owner = new_holder()
+        # Whether python evaluators are run (LOOPGATE_PYTHON_EVALUATORS, service/code_evaluators.py).
+        self.runs_code = runs_code
         self._catalog = catalog
         self._evaluations = catalog.evaluations
         self._generation = generation
@@ -176,13 +187,13 @@ class EvaluationRunner:
         ):  # both are deleted only with the project, and the run with it
             raise LookupError(f"the config or an evaluator of evaluation {row.id} is gone")
         present = [evaluator for evaluator in evaluators if evaluator is not None]
-        llm = [evaluator for evaluator in present if evaluator.type == "llm"]
-        _log.info("evaluation %s: generating (%d llm evaluators)", row.id, len(llm))
+        judging = [evaluator for evaluator in present if evaluator.type in LOOPGATE_RUN]
+        _log.info("evaluation %s: generating (%d evaluators to run)", row.id, len(judging))
         limit = asyncio.Semaphore(_DATAPOINTS)
 
         async def one(datapoint: DatapointRow, log_id: str | None) -> None:
             async with limit:
-                await self._datapoint(row, config, datapoint, log_id, llm)
+                await self._datapoint(row, config, datapoint, log_id, judging)
 
         offset = 0
         while page := await self._evaluations.snapshot_page(row, offset=offset, size=_PAGE):
@@ -204,7 +215,7 @@ class EvaluationRunner:
         config: ConfigRow,
         datapoint: DatapointRow,
         log_id: str | None,
-        llm: list[EvaluatorRow],
+        judging: list[EvaluatorRow],
     ) -> None:
         if log_id is None:
             log_id = await self._generate(row, config, datapoint)
@@ -212,10 +223,10 @@ class EvaluationRunner:
                 log_id = await self._evaluations.log_of(row.id, datapoint.id)
                 if log_id is None:
                     return
-        if not llm:
+        if not judging:
             return
         done = {result.evaluator_id for result in await self._evaluations.results(row.id, [log_id])}
-        waiting = [evaluator for evaluator in llm if evaluator.id not in done]
+        waiting = [evaluator for evaluator in judging if evaluator.id not in done]
         # Here, not at the top: the log store imports PostgreSQL's dialect, which start-up leaves out.
         from loopgate.service.log_views import log_response
         from loopgate.store.logs import LogStore
@@ -232,7 +243,7 @@ class EvaluationRunner:
                 error = f"No output to judge: the generation failed ({failed})"
             else:
                 try:
-                    value = await judges.judge(evaluator, judged, self._providers, self._keys.get(row.id))
+                    value = await self._judge(evaluator, judged, row.id)
                 except judges.JudgmentError as exc:
                     error = str(exc)
             await self._evaluations.put_result(
@@ -243,6 +254,22 @@ class EvaluationRunner:
                 value=value,
                 error=error,
             )
+
+    async def _judge(self, evaluator: EvaluatorRow, judged: judges.Judged, evaluation_id: str) -> Judgment:
+        if evaluator.type == "llm":
+            return await judges.judge(evaluator, judged, self._providers, self._keys.get(evaluation_id))
+        if not self.runs_code:  # the server stopped allowing it since the run was created
+            raise judges.JudgmentError(
+                "This server does not run python evaluators (LOOPGATE_PYTHON_EVALUATORS)"
+            )
+        arguments: list[Any] = [judged.log]
+        if evaluator.arguments_type == "target_required":
+            testcase = judged.datapoint
+            # Empty rather than null where the datapoint has none, as the llm evaluators' variables read.
+            inputs, messages, target = testcase.inputs or {}, testcase.messages or [], testcase.target or {}
+            arguments.append({"inputs": inputs, "messages": messages, "target": target})
+        value = await code_evaluators.run_code(evaluator.code or "", arguments)
+        return code_evaluators.checked(value, evaluator.return_type)
 
     async def _generate(self, row: EvaluationRow, config: ConfigRow, datapoint: DatapointRow) -> str:
         """The datapoint's log: a generation with the run's config, or, when none could be made, a log of

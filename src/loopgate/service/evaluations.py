@@ -11,10 +11,11 @@ Two kinds of run, as v4 has them:
   (v4 takes logs and results only while running, and the client starts posting at once) and moves between
   ``running`` and ``completed`` as v4 allows.
 
-``python`` evaluators are stored but never run: loopgate does not execute code sent to it, so an evaluation
-with one is refused (422). A generated run can be cancelled while loopgate generates it, and resumed
-(``running``) from where it stopped; otherwise ``pending`` and ``cancelled`` cannot be set (422). A log or
-result posted to a run that is not running is a state conflict (409).
+``python`` evaluators run in generated runs only where the operator allows it (LOOPGATE_PYTHON_EVALUATORS,
+``service/code_evaluators.py``); elsewhere an evaluation with one is refused (422). A generated run can be
+cancelled while loopgate generates it, and resumed (``running``) from where it stopped; otherwise
+``pending`` and ``cancelled`` cannot be set (422). A log or result posted to a run that is not running is a
+state conflict (409).
 """
 
 from collections.abc import Sequence
@@ -47,9 +48,12 @@ from loopgate.store.repository import Store
 _SETTABLE = (EvaluationStatus.RUNNING, EvaluationStatus.COMPLETED)
 
 
-def _check_runnable(evaluator: EvaluatorRow, loc: list[str | int], *, generated: bool) -> None:
+def _check_runnable(
+    evaluator: EvaluatorRow, loc: list[str | int], *, generated: bool, runs_code: bool
+) -> None:
     """Whether the run can have the evaluator: the client's evaluators always; ``llm`` ones when loopgate
-    generates the run and the evaluator has a prompt to run; ``python`` ones never."""
+    generates the run and the evaluator has a prompt to run; ``python`` ones likewise, and only where the
+    server runs code (``runs_code``: LOOPGATE_PYTHON_EVALUATORS)."""
     if evaluator.type in CLIENT_RUN:
         return
     if evaluator.type == "llm" and generated:
@@ -59,15 +63,19 @@ def _check_runnable(evaluator: EvaluatorRow, loc: list[str | int], *, generated:
             exc.loc = loc
             raise
         return
-    if evaluator.type == "llm":
-        why = "loopgate runs llm evaluators only in the runs it generates (hl_generated=true)"
+    if evaluator.type == "python" and generated and runs_code:
+        if not (evaluator.code or "").strip():
+            raise RequestInvalid(loc, f"Evaluator '{evaluator.id}' is of type 'python' but has no code")
+        return
+    if evaluator.type == "python" and not runs_code:
+        why = "this server does not run code sent to it (LOOPGATE_PYTHON_EVALUATORS is off)"
     else:
-        why = "loopgate does not run code sent to it"
+        why = f"loopgate runs {evaluator.type} evaluators only in the runs it generates (hl_generated=true)"
+    takes = ", and 'llm'" + (" or 'python'" if runs_code else "") if generated else ""
     raise RequestInvalid(
         loc,
         f"Evaluator '{evaluator.id}' is of type '{evaluator.type}': {why}. This evaluation can take "
-        "evaluators of type 'external' or 'human', whose results the client posts"
-        + (", and 'llm'" if generated else ""),
+        f"evaluators of type 'external' or 'human', whose results the client posts{takes}",
     )
 
 
@@ -179,7 +187,12 @@ class EvaluationService:
         evaluator_ids = list(dict.fromkeys(request.evaluator_ids))
         for index, evaluator_id in enumerate(evaluator_ids):
             evaluator = await self._evaluator(org_id, evaluator_id)
-            _check_runnable(evaluator, ["body", "evaluator_ids", index], generated=request.hl_generated)
+            _check_runnable(
+                evaluator,
+                ["body", "evaluator_ids", index],
+                generated=request.hl_generated,
+                runs_code=self._runner.runs_code,
+            )
         created = await self._evaluations.create(
             org_id,
             project_id=project_id,
@@ -278,7 +291,12 @@ class EvaluationService:
         wanted: list[str] = []
         for index, evaluator_id in enumerate(request.evaluator_ids or ()):
             evaluator = await self._evaluator(org_id, evaluator_id)
-            _check_runnable(evaluator, ["body", "evaluator_ids", index], generated=generated)
+            _check_runnable(
+                evaluator,
+                ["body", "evaluator_ids", index],
+                generated=generated,
+                runs_code=self._runner.runs_code,
+            )
             wanted.append(evaluator.id)
         for index, version_id in enumerate(request.evaluator_version_ids or ()):
             found = await self._catalog.evaluators.by_version(org_id, version_id)
@@ -286,7 +304,12 @@ class EvaluationService:
                 raise NotFoundError(
                     f"Evaluator version '{version_id}' not found (only current versions are kept)"
                 )
-            _check_runnable(found, ["body", "evaluator_version_ids", index], generated=generated)
+            _check_runnable(
+                found,
+                ["body", "evaluator_version_ids", index],
+                generated=generated,
+                runs_code=self._runner.runs_code,
+            )
             wanted.append(found.id)
         if not await self._evaluations.add_evaluators(org_id, evaluation_id, wanted):
             raise NotFoundError(f"Evaluation '{evaluation_id}' not found")

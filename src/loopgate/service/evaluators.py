@@ -1,8 +1,9 @@
 """Evaluators: EvaluatorResponse and create / list / get / update / delete.
 
-Every evaluator type is stored, ``code`` included. Of them loopgate runs only ``llm`` evaluators, in the
-evaluations it generates (``service/evaluation_runner.py``); ``python`` code is never executed, and
-``external`` and ``human`` results come from the client (``service/evaluations.py``). An evaluator an
+Every evaluator type is stored, ``code`` included. loopgate runs ``llm`` evaluators in the evaluations it
+generates (``service/evaluation_runner.py``), and ``python`` ones there too where the operator allows
+running code (``service/code_evaluators.py``); ``external`` and ``human`` results come from the client
+(``service/evaluations.py``). An evaluator an
 evaluation uses cannot be deleted (409).
 """
 

@@ -239,7 +239,7 @@ evaluators = Table(
     Column("type", String(16), nullable=False),  # python / llm / human / external
     Column("arguments_type", String(16), nullable=False),
     Column("return_type", String(16), nullable=False),
-    Column("code", Text, nullable=True),  # stored, never run (see service/evaluators.py)
+    Column("code", Text, nullable=True),  # run only where allowed (service/code_evaluators.py)
     Column("model_config", Text, nullable=True),  # JSON: the ModelConfigCompletionRequest as sent
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),

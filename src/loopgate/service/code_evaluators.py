@@ -1,0 +1,121 @@
+"""``python`` evaluators, run only where the server allows it (``LOOPGATE_PYTHON_EVALUATORS=true``): each
+judgment is the evaluator's ``code`` run in a Python process of its own.
+
+The code defines functions; the last one it defines is called with the log (a LogResponse as a dict) and,
+for a ``target_required`` evaluator, the testcase (``{"inputs", "messages", "target"}`` of the datapoint).
+What it returns is the result's value; what it raises, or a value of the wrong type, the result's error.
+
+The process is bounded, not sandboxed: it runs as the server's user, with an empty environment (so none
+of the server's provider keys or settings), 5 s of CPU, 1 GiB of address space, no file it can write to
+(``RLIMIT_FSIZE`` 0) and 10 s of wall time before it is killed; what it prints is dropped and an answer over
+1 MiB is refused. It can still read what the server's user can read and reach the network, which is why
+this is off unless the operator trusts every holder of an API key with running code on the server.
+"""
+
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+from loopgate.service.judges import JudgmentError
+from loopgate.store.evaluations import Judgment
+
+_WALL_SECONDS = 10.0
+_MAX_ANSWER = 1 << 20
+
+# Run by ``python -I -c``: the limits first, then the code, with stdout swapped so its prints cannot be
+# mistaken for the answer (one JSON object on the real stdout).
+_BOOTSTRAP = r"""
+import io, json, resource, sys, types
+for limit, value in ((resource.RLIMIT_CPU, 5), (resource.RLIMIT_AS, 1 << 30), (resource.RLIMIT_FSIZE, 0)):
+    resource.setrlimit(limit, (value, value))
+request = json.loads(sys.stdin.read())
+answer_to = sys.stdout
+sys.stdout = io.StringIO()
+
+def answer(**fields):
+    answer_to.write(json.dumps(fields))
+    answer_to.flush()
+    raise SystemExit(0)
+
+namespace = {"__name__": "__evaluator__"}
+try:
+    exec(compile(request["code"], "<evaluator>", "exec"), namespace)
+except BaseException as exc:
+    answer(error=f"The code did not run: {type(exc).__name__}: {exc}")
+functions = [
+    value for value in namespace.values()
+    if isinstance(value, types.FunctionType) and value.__module__ == "__evaluator__"
+]
+if not functions:
+    answer(error="The code defines no function to call")
+try:
+    value = functions[-1](*request["arguments"])
+except BaseException as exc:
+    answer(error=f"{type(exc).__name__}: {exc}")
+try:
+    text = json.dumps({"value": value})
+except (TypeError, ValueError):
+    answer(error=f"The function returned a {type(value).__name__}, which is not JSON")
+answer_to.write(text)
+"""
+
+
+async def run_code(code: str, arguments: list[Any]) -> Any:
+    """What the code's last function returns for ``arguments`` (JudgmentError: why there is nothing)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-I",
+        "-c",
+        _BOOTSTRAP,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={"PATH": os.defpath},
+        cwd="/",
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        async with asyncio.timeout(_WALL_SECONDS):
+            process.stdin.write(json.dumps({"code": code, "arguments": arguments}).encode())
+            await process.stdin.drain()
+            process.stdin.close()
+            answer = b""
+            while len(answer) <= _MAX_ANSWER and (chunk := await process.stdout.read(1 << 16)):
+                answer += chunk
+            if len(answer) <= _MAX_ANSWER:
+                await process.wait()
+    except TimeoutError:
+        raise JudgmentError(f"The code ran for more than {_WALL_SECONDS:g} s") from None
+    except (BrokenPipeError, ConnectionResetError):
+        answer = b""
+        await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    if len(answer) > _MAX_ANSWER:
+        raise JudgmentError("The code's answer is over 1 MiB")
+    if process.returncode != 0 or not answer:
+        raise JudgmentError(f"The code's process ended without an answer (exit status {process.returncode})")
+    found = json.loads(answer)
+    if "error" in found:
+        raise JudgmentError(str(found["error"]))
+    return found["value"]
+
+
+def checked(value: Any, return_type: str) -> Judgment:
+    """The code's value as a result of ``return_type``, or JudgmentError saying what it returned instead."""
+    kind = type(value).__name__
+    if return_type == "boolean" and isinstance(value, bool):
+        return value
+    if return_type == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    if return_type in ("select", "text") and isinstance(value, str):
+        return value
+    if return_type == "multi_select" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise JudgmentError(
+        f"The evaluator returns {return_type}, but the code returned a {kind}: {value!r:.200}"
+    )
