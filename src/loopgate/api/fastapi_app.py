@@ -6,11 +6,13 @@ services through ``request.app.state``.
 
 import hmac
 import sqlite3
+import warnings
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from pydantic.warnings import UnsupportedFieldAttributeWarning
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -48,6 +50,12 @@ from loopgate.ui.routes import router as ui_router
 
 
 def build_fastapi_app(services: Services) -> FastAPI:
+    # FastAPI hands pydantic each body parameter as a field named by its alias (``body``); pydantic >= 2.12
+    # warns that an alias there has no effect (pydantic#12356, a false positive: FastAPI reads the alias
+    # itself), once per route on its first request, into the server's log.
+    warnings.filterwarnings(
+        "ignore", "The 'alias' attribute with value 'body'", UnsupportedFieldAttributeWarning
+    )
     limit = services.settings.max_request_bytes
     app = FastAPI(
         title="loopgate", version=__version__, default_response_class=JSONBytes, max_body_size=limit
