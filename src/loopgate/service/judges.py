@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from loopgate.errors import LoopgateError, ProviderError, RequestInvalid
 from loopgate.providers.base import GenerationCall
 from loopgate.providers.registry import ProviderRegistry
@@ -75,7 +77,10 @@ def variables(judged: Judged) -> dict[str, Any]:
 
 def prompt(evaluator: EvaluatorRow, judged: Judged) -> tuple[ModelConfigCompletionRequest, str]:
     """The evaluator's model config and its rendered prompt."""
-    config = runnable_config(evaluator)
+    try:
+        config = runnable_config(evaluator)
+    except RequestInvalid as exc:  # checked when the run was created; the evaluator changed since
+        raise JudgmentError(exc.message) from None
     assert config.prompt_template is not None  # runnable_config checked it
     try:
         return config, render_text(config.prompt_template, variables(judged))
@@ -92,7 +97,13 @@ def runnable_config(evaluator: EvaluatorRow) -> ModelConfigCompletionRequest:
         raise RequestInvalid(
             ["body", "evaluator_ids"], f"Evaluator '{evaluator.id}' is of type 'llm' but has no model_config"
         )
-    config = ModelConfigCompletionRequest.model_validate(evaluator.model_config)
+    try:
+        config = ModelConfigCompletionRequest.model_validate(evaluator.model_config)
+    except ValidationError as exc:
+        raise RequestInvalid(
+            ["body", "evaluator_ids"],
+            f"Evaluator '{evaluator.id}' has a model_config loopgate cannot run: {exc.errors()[0]['msg']}",
+        ) from None
     if not config.prompt_template:
         raise RequestInvalid(
             ["body", "evaluator_ids"],
