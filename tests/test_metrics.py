@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from loopgate import metrics
 from tests.conftest import LOOPGATE, Server, make_server
 from tests.helpers import chat_body, sse_events, unique
+from tests.test_evaluation_runs import CHAT_CONFIG, Run, judge
 
 TOKEN = "metrics-token-for-the-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -99,6 +100,31 @@ def test_generations_requests_and_commits_are_counted(metered: Server) -> None:
     assert 1 <= commits <= 8
     assert value(samples, "loopgate_log_commit_duration_seconds_count") == commits
     assert value(samples, "loopgate_log_write_failures_total") == 0
+
+
+def test_evaluator_judgments_and_their_provider_calls_are_counted(metered: Server) -> None:
+    """A generated run's judge calls have no log, so they are not generations; their tokens, time and each
+    judgment's outcome are counted all the same."""
+    with metered.client() as client:
+        run = Run(
+            client, [{"inputs": {"q": "a"}, "target": {"ok": "yes"}}, {"inputs": {"q": "b"}}], CHAT_CONFIG
+        )
+        verdict = judge(client, "boolean", "{{log.output}} {{testcase.target.ok}}")
+        run.wait(run.start(verdict)["id"])
+        chat = client.post("/chat", json=chat_body(unique("judged"), "one more"))
+        assert chat.status_code == 200, chat.text
+        generated = client.get("/logs", params={"project_id": run.project_id}).json()["records"]
+    samples = scrape(metered)
+    mock = {"provider": "mock", "model": "mock-1"}
+    assert value(samples, "loopgate_generations_total", **mock, status="complete") == 3  # logs only
+    # and one judge call: the second datapoint has no target to fill the judge's prompt, so its judgment is
+    # an error before any call
+    assert value(samples, "loopgate_provider_duration_seconds_count", **mock) == 4
+    assert value(samples, "loopgate_evaluator_judgments_total", evaluator_type="llm", outcome="value") == 1
+    assert value(samples, "loopgate_evaluator_judgments_total", evaluator_type="llm", outcome="error") == 1
+    # The judge's prompt tokens on top of the logged generations' own.
+    logged = chat.json()["usage"]["prompt_tokens"] + sum(log["prompt_tokens"] for log in generated)
+    assert value(samples, "loopgate_generation_tokens_total", **mock, type="prompt") > logged
 
 
 def test_route_templates_keep_the_label_set_small(metered: Server) -> None:

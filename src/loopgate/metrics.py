@@ -93,6 +93,11 @@ COMMIT_DURATION = Metric(
     (),
     _COMMIT_BUCKETS,
 )
+JUDGMENTS = Metric(
+    "loopgate_evaluator_judgments_total",
+    "Results of the evaluators loopgate runs in evaluations: a value, or an error.",
+    ("evaluator_type", "outcome"),
+)
 ALL = (
     HTTP_REQUESTS,
     HTTP_DURATION,
@@ -104,6 +109,7 @@ ALL = (
     LOGS_COMMITTED,
     LOG_WRITE_FAILURES,
     COMMIT_DURATION,
+    JUDGMENTS,
 )
 _BY_NAME = {metric.name: metric for metric in ALL}
 
@@ -203,14 +209,37 @@ def generation(
         prompt_tokens = output_tokens = None
     if output_tokens:
         registry.add(TOKENS, (provider, model, "output"), output_tokens)
-    if not first_sample:
+    if first_sample:
+        provider_call(provider, model, prompt_tokens=prompt_tokens, seconds=seconds, retries=retries)
+
+
+def provider_call(
+    provider: str,
+    model: str,
+    *,
+    prompt_tokens: int | None,
+    seconds: float | None,
+    retries: int | None,
+    output_tokens: int | None = None,
+) -> None:
+    """A provider call's own figures: a generation's (with its first sample, above), or one loopgate makes
+    without a log of its own (an llm evaluator's judgment, with its output tokens)."""
+    if _registry is None:
         return
+    registry = _registry
     if prompt_tokens:
         registry.add(TOKENS, (provider, model, "prompt"), prompt_tokens)
+    if output_tokens:
+        registry.add(TOKENS, (provider, model, "output"), output_tokens)
     if seconds is not None:
         registry.observe(PROVIDER_DURATION, (provider, model), seconds)
     if retries:
         registry.add(PROVIDER_RETRIES, (provider,), retries)
+
+
+def judgment(evaluator_type: str, *, failed: bool) -> None:
+    if _registry is not None:
+        _registry.add(JUDGMENTS, (evaluator_type, "error" if failed else "value"))
 
 
 def log_commit(logs: int, seconds: float) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from loopgate import metrics
 from loopgate.errors import LoopgateError, ProviderError
 from loopgate.providers.registry import ProviderRegistry
 from loopgate.schemas.common import ProviderApiKeys
@@ -246,6 +247,7 @@ class EvaluationRunner:
                     value = await self._judge(evaluator, judged, row.id)
                 except judges.JudgmentError as exc:
                     error = str(exc)
+                metrics.judgment(evaluator.type, failed=error is not None)
             await self._evaluations.put_result(
                 row.id,
                 log_id=log_id,

@@ -21,14 +21,17 @@ of a project: its result, or its error, is what the evaluation keeps.
 """
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from loopgate import metrics
 from loopgate.errors import LoopgateError, ProviderError, RequestInvalid
 from loopgate.providers.base import GenerationCall
 from loopgate.providers.registry import ProviderRegistry
+from loopgate.providers.retry import counting
 from loopgate.schemas.common import ProviderApiKeys
 from loopgate.schemas.model_configs import ModelConfigCompletionRequest
 from loopgate.service.prepare import credentials, sampling
@@ -131,11 +134,30 @@ async def judge(
         api_key=api_key,
         api_endpoint=api_endpoint,
     )
+    started = time.perf_counter()
     try:
-        result = await provider.generate(call)
+        with counting() as retries:
+            result = await provider.generate(call)
     except ProviderError as exc:
+        metrics.provider_call(
+            provider.name, config.model, prompt_tokens=None, seconds=elapsed(started), retries=retries.value
+        )
         raise JudgmentError(f"{exc.origin}: {exc.message}") from None
+    # The call has no log of its own: its tokens and time are counted here (and so reach the metrics).
+    usage = result.usage
+    metrics.provider_call(
+        provider.name,
+        config.model,
+        prompt_tokens=usage.prompt_tokens if usage is not None else None,
+        output_tokens=usage.generation_tokens if usage is not None else None,
+        seconds=elapsed(started),
+        retries=retries.value,
+    )
     return read(result.generations[0].raw_output, evaluator.return_type)
+
+
+def elapsed(started: float) -> float:
+    return time.perf_counter() - started
 
 
 def read(answer: str, return_type: str) -> Judgment:
