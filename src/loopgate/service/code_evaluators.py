@@ -18,7 +18,7 @@ import os
 import sys
 from typing import Any
 
-from loopgate.service.judges import JudgmentError
+from loopgate.service.judges import JudgmentError, fits
 from loopgate.store.evaluations import Judgment
 
 _WALL_SECONDS = 10.0
@@ -107,15 +107,9 @@ async def run_code(code: str, arguments: list[Any]) -> Any:
 
 def checked(value: Any, return_type: str) -> Judgment:
     """The code's value as a result of ``return_type``, or JudgmentError saying what it returned instead."""
-    kind = type(value).__name__
-    if return_type == "boolean" and isinstance(value, bool):
-        return value
-    if return_type == "number" and isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    if return_type in ("select", "text") and isinstance(value, str):
-        return value
-    if return_type == "multi_select" and isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
+    if fits(value, return_type):
+        result: Judgment = value
+        return result
     raise JudgmentError(
-        f"The evaluator returns {return_type}, but the code returned a {kind}: {value!r:.200}"
+        f"The evaluator returns {return_type}, but the code returned a {type(value).__name__}: {value!r:.200}"
     )

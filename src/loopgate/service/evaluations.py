@@ -36,7 +36,7 @@ from loopgate.schemas.evaluations import (
 from loopgate.service.datasets import datapoint_response
 from loopgate.service.evaluation_runner import CLIENT_RUN, EvaluationRunner
 from loopgate.service.evaluation_views import evaluation_response, result_response
-from loopgate.service.judges import runnable_config
+from loopgate.service.judges import fits, runnable_config
 from loopgate.service.log_views import log_response
 from loopgate.service.logs import LogService
 from loopgate.store.catalog import Catalog
@@ -81,9 +81,7 @@ def _check_runnable(
 
 def _check_value(evaluator: EvaluatorRow, value: Any) -> None:
     kind = evaluator.return_type
-    if kind == "boolean" and isinstance(value, bool):
-        return
-    if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+    if kind in ("boolean", "number") and fits(value, kind):
         return
     if kind in ("boolean", "number"):
         wanted = "true or false" if kind == "boolean" else "a number"

@@ -160,6 +160,18 @@ def elapsed(started: float) -> float:
     return time.perf_counter() - started
 
 
+def fits(value: Any, return_type: str) -> bool:
+    """Whether ``value`` is a result of ``return_type``: a boolean, a number (not a boolean), a string for
+    ``select`` and ``text``, a list of strings for ``multi_select``."""
+    if return_type == "boolean":
+        return isinstance(value, bool)
+    if return_type == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if return_type == "multi_select":
+        return isinstance(value, list) and all(isinstance(choice, str) for choice in value)
+    return isinstance(value, str)
+
+
 def read(answer: str, return_type: str) -> Judgment:
     """The judge's answer as a value of ``return_type`` (see the module's docstring)."""
     if return_type == "boolean":

@@ -17,11 +17,9 @@ from loopgate.store.evaluations import EvaluationRow, EvaluationStore
 from loopgate.store.repository import now
 
 _V = tables.evaluations
-_UNFINISHED = (
-    _V.c.hl_generated.is_(True),
-    _V.c.generated_at.is_(None),
-    _V.c.status.in_(("pending", "running")),
-)
+# A generated run loopgate has not finished; while it is also pending or running, a runner works on it.
+_UNGENERATED = (_V.c.hl_generated.is_(True), _V.c.generated_at.is_(None))
+_UNFINISHED = (*_UNGENERATED, _V.c.status.in_(("pending", "running")))
 
 
 def _never(_owner: str) -> bool:
@@ -116,13 +114,7 @@ class RunLeases:
         """A cancelled generated run ``running`` again: the next claim goes on where it stopped."""
         statement = (
             update(_V)
-            .where(
-                _V.c.org_id == org_id,
-                _V.c.id == evaluation_id,
-                _V.c.hl_generated.is_(True),
-                _V.c.generated_at.is_(None),
-                _V.c.status == "cancelled",
-            )
+            .where(_V.c.org_id == org_id, _V.c.id == evaluation_id, *_UNGENERATED, _V.c.status == "cancelled")
             .values(status="running", updated_at=now())
         )
         async with self._engine.begin() as connection:
