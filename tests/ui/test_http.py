@@ -174,3 +174,22 @@ def test_revoking_a_key_ends_its_browser_sessions(ui_server: Server, seeded: See
         ui_server.cli("keys", "revoke", key_id)
         after = browser.get("/ui/projects")
         assert after.status_code == 303 and after.headers["location"].startswith("/ui/sign-in")
+
+
+def test_a_log_under_a_tool_config_is_shown(ui_server: Server, signed_in: httpx.Client) -> None:
+    # A tool config has no model: its log's page, its project's list and its session's page each
+    # raised on the missing field (a 500) before.
+    with ui_server.client() as api:
+        body = {
+            "project": "tool-configs",
+            "session_reference_id": "tool-session",
+            "config": {"type": "tool", "name": "weather", "parameters": {}},
+            "output": "sunny",
+        }
+        created = api.post("/logs", json=body).json()
+    log = signed_in.get(f"/ui/logs/{created['id']}")
+    assert log.status_code == 200 and "sunny" in log.text and "weather" in log.text
+    listed = signed_in.get(f"/ui/projects/{created['project_id']}/logs")
+    assert listed.status_code == 200 and created["id"] in listed.text and "weather" in listed.text
+    session = signed_in.get(f"/ui/sessions/{created['session_id']}")
+    assert session.status_code == 200 and created["id"] in session.text

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.responses import HTMLResponse
 
+from loopgate.ui import views
 from loopgate.ui.diff import pretty_json
 from loopgate.ui.redact import redact
 
@@ -98,6 +99,8 @@ def _environment() -> "jinja2.Environment":
         feedback_text=feedback_text,
         score=score,
         score_class=score_class,
+        model=lambda config: views.model_of(config)[0],
+        provider=lambda config: views.model_of(config)[1],
     )
     return environment
 

@@ -84,6 +84,16 @@ def output_view(log: dict[str, Any]) -> MessageView | None:
     return None
 
 
+def model_of(config: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(model, provider) a log's config names: a model config's own, an evaluator's model config's, and
+    none for a tool config."""
+    if not config:
+        return None, None
+    if config.get("type") == "evaluator":
+        config = config.get("model_config") or {}
+    return config.get("model"), config.get("provider")
+
+
 def tool_names(log: dict[str, Any]) -> list[str]:
     answer = output_view(log)
     return [call.name for call in answer.tool_calls] if answer else []
