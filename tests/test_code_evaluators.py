@@ -1,5 +1,6 @@
 """python evaluators' code, run by service/code_evaluators.py: the last function it defines is called with
-the log (and the testcase); what it prints is dropped; what it raises, a value of the wrong type, no
+the log (and the testcase); what it prints is kept apart from its answer (for the judgment's log); text no
+store can hold is replaced; what it raises, a value of the wrong type, no
 function, a process that runs too long, and a file it tries to write are the result's error; it sees none
 of the server's environment. Then end to end: a server that allows python evaluators runs them in a
 generated evaluation, and one that does not refuses them."""
@@ -15,7 +16,8 @@ import httpx
 import pytest
 
 from loopgate.service import code_evaluators
-from loopgate.service.code_evaluators import checked, run_code
+from loopgate.service.code_evaluators import checked
+from loopgate.service.evaluator_logs import Record
 from loopgate.service.judges import JudgmentError
 from tests.conftest import Server, make_server
 from tests.helpers import MOCK_CONFIG, MOCK_REPLY
@@ -26,17 +28,50 @@ LOG = {"output": "Paris", "inputs": {"q": "capital of France"}}
 TESTCASE = {"inputs": {"q": "capital of France"}, "messages": None, "target": {"answer": "Paris"}}
 
 
+async def run_code(code: str, arguments: list[Any], record: Record | None = None) -> Any:
+    return await code_evaluators.run_code(code, arguments, record if record is not None else Record())
+
+
 async def test_the_last_function_is_called_with_the_log_and_the_testcase() -> None:
     code = """
 def normalise(text):
     return text.strip().lower()
 
 def exact(log, testcase):
-    print("this goes nowhere")
+    print("compared", log["output"])
     return normalise(log["output"]) == normalise(testcase["target"]["answer"])
 """
-    assert await run_code(code, [LOG, TESTCASE]) is True
-    assert await run_code("def length(log):\n    return len(log['output'])", [LOG]) == 5
+    record = Record()
+    assert await run_code(code, [LOG, TESTCASE], record) is True
+    assert record.stdout == "compared Paris\n"  # not mistaken for the answer
+    assert record.seconds is not None and record.seconds > 0
+    record = Record()
+    assert await run_code("def length(log):\n    return len(log['output'])", [LOG], record) == 5
+    assert record.stdout is None
+
+
+async def test_what_it_prints_before_failing_is_kept_and_bounded() -> None:
+    record = Record()
+    with pytest.raises(JudgmentError, match="ValueError: no"):
+        await run_code("def f(log):\n    print('x' * 100000)\n    raise ValueError('no')", [LOG], record)
+    assert record.stdout == "x" * 65536
+
+
+async def test_text_no_store_can_hold_is_replaced() -> None:
+    # A lone surrogate (no UTF-8 encoder takes one) and a NUL (PostgreSQL's text cannot hold one), in the
+    # value, in what it prints and in what it raises: each would have failed the result's insert, and the
+    # run would have been retried for ever.
+    record = Record()
+    code = "def f(log):\n    print('a\\udc00\\x00')\n    return 'b\\udc00\\x00'"
+    value = await run_code(code, [LOG], record)
+    assert "\x00" not in value and value.startswith("b\ufffd")
+    value.encode()  # raises on a lone surrogate
+    assert record.stdout is not None and "\x00" not in record.stdout
+    record.stdout.encode()
+    with pytest.raises(JudgmentError) as raised:
+        await run_code("def f(log):\n    raise ValueError('c\\udc00\\x00')", [LOG])
+    assert "\x00" not in str(raised.value)
+    str(raised.value).encode()
 
 
 @pytest.mark.parametrize(
@@ -119,7 +154,11 @@ def test_a_server_that_allows_it_runs_python_evaluators_in_a_generated_run(code_
             "arguments_type": "target_required",
             "return_type": "boolean",
         }
-        code = "def mentions(log, testcase):\n    return testcase['target']['expected'] in log['output']"
+        code = (
+            "def mentions(log, testcase):\n"
+            "    print('judging', log['output'])\n"
+            "    return testcase['target']['expected'] in log['output']"
+        )
         mentions = ok(client.post("/evaluators", json={**body, "type": "python", "code": code}), 201)
         created = run.start(mentions)
         run.wait(created["id"])
@@ -130,6 +169,15 @@ def test_a_server_that_allows_it_runs_python_evaluators_in_a_generated_run(code_
         assert (
             missing["value"] is None and missing["error"] == "KeyError: 'expected'"
         )  # the second has no target
+        # Each judgment is a log of the evaluator's logging project, with what the code printed.
+        kept = results_by_evaluator(first)[mentions["id"]]["evaluator_log"]
+        assert (kept["judgment"], kept["output"], kept["error"]) == (True, "true", None)
+        assert kept["stdout"] == f"judging {MOCK_REPLY}Answer a\n"
+        assert kept["config"]["type"] == "evaluator" and kept["config"]["code"] == code
+        failed = missing["evaluator_log"]
+        assert (failed["judgment"], failed["error"]) == (None, "KeyError: 'expected'")
+        assert failed["stdout"] == f"judging {MOCK_REPLY}Answer b\n"
+        assert failed["project_id"] == kept["project_id"] != run.project_id
         # Code is never run in a run the client drives, nor without code.
         refused = client.post(
             f"/projects/{run.project_id}/evaluations",

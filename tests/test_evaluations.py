@@ -38,6 +38,7 @@ RESULT_KEYS = {
     "error",
     "created_at",
     "updated_at",
+    "evaluator_log",  # null for a posted result (tests/test_evaluator_logs.py)
 }
 
 

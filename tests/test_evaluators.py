@@ -23,6 +23,7 @@ EVALUATOR_KEYS = {
     "type",
     "created_at",
     "updated_at",
+    "logging_project",  # null until the evaluator's first judgment (tests/test_evaluator_logs.py)
 }
 
 

@@ -167,8 +167,11 @@ def generated(ctx: Context) -> dict[str, Any]:
     while statuses[-1] != "completed" and time.monotonic() < deadline:
         time.sleep(0.2)
         statuses.append(hl.evaluations.get(id=created.id).status)
+    # The SDK's typed answer, read as a user would: where the judge's own logs went.
+    logging_project = getattr(hl.evaluators.get(id=judge.id), "logging_project", None)
     return {
         "judge": attributes(judge),
+        "logging_project": attributes(logging_project, ("id", "name")) if logging_project else None,
         "statuses": sorted(set(statuses), key=statuses.index),
         "read_back": hl.evaluations.raw.get(id=created.id, evaluator_aggregates=True).body,
         "snapshot": hl.evaluations.raw.list_datapoints(id=created.id).body,

@@ -88,6 +88,12 @@ def test_an_evaluation_loopgate_runs_through_the_sdk(sdk: dict[str, Any]) -> Non
     assert [record["log"]["source"] for record in records] == ["evaluation"] * 2
     values = [[r["value"] for r in record["evaluation_results"]] for record in records]
     assert values == [[True], [False]]
+    # Each judgment is a log of the judge's logging project, which the evaluator names.
+    judgments = [r["evaluator_log"] for record in records for r in record["evaluation_results"]]
+    assert [log["judgment"] for log in judgments] == [True, False]
+    project = got["logging_project"]
+    assert project["name"] == f"judge (evaluator {got['judge']['id']})"
+    assert {log["project_id"] for log in judgments} == {project["id"]}
     (aggregate,) = got["read_back"]["evaluator_aggregates"]
     assert aggregate["evaluator_id"] == got["judge"]["id"] and aggregate["aggregate_value"] == 0.5
     assert got["logs"]["total"] == 2

@@ -178,8 +178,8 @@ async def test_references_update_and_delete(store: Store, logs: LogStore, org: s
 async def test_tool_configs_are_created_once(store: Store, logs: LogStore, org: str) -> None:
     project_id = await store.project_by_name(org, "tools")
     body = {"name": "weather", "type": "tool"}
-    first = await logs.tool_config_id(org, project_id, "t" * 64, body)
-    assert await logs.tool_config_id(org, project_id, "t" * 64, body) == first
+    first = await logs.typed_config_id(org, project_id, "t" * 64, body, config_type="tool")
+    assert await logs.typed_config_id(org, project_id, "t" * 64, body, config_type="tool") == first
     row = await logs.config_row(org, first)
     assert row is not None and row["config_type"] == "tool" and row["name"] == "weather"
     assert await logs.config_row("tm_other", first) is None

@@ -168,8 +168,15 @@ def test_a_run_loopgate_generated_shows_its_logs_and_each_kind_of_judgment(
         while api.get(f"/evaluations/{evaluation}").json()["status"] != "completed":
             assert time.monotonic() < deadline
             time.sleep(0.1)
-    text = _text(browser.get(f"/ui/evaluations/{evaluation}").text)
+    html = browser.get(f"/ui/evaluations/{evaluation}").text
+    text = _text(html)
     assert "1 of 1 datapoints have a log" in text
     assert "This is a mock response to: capital of France" in text  # the generated log's output
     assert "This is a mock response to: Pick: capital of France" in text  # the select's choice
     assert "This is a mock response to: geo, europe, last" in text  # the multi_select's choices, joined
+    # Each result links to its judgment's log, whose page shows the prompt the judge was sent.
+    judgment_links = re.findall(r'<a class="judgment" href="(/ui/logs/data_[^"]+)"', html)
+    assert len(judgment_links) == 2
+    judgment = _text(browser.get(judgment_links[0]).text)
+    assert "Pick: capital of France" in judgment and "select (evaluator evfn_" in judgment
+    assert "Judgment" in judgment and "Judged" in judgment  # its value, and a link to the judged log

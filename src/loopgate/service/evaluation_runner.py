@@ -16,6 +16,7 @@ client runs (``external``, ``human``): those results are posted, and the run com
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import time
 from typing import Any
@@ -28,6 +29,7 @@ from loopgate.providers.registry import ProviderRegistry
 from loopgate.schemas.common import ProviderApiKeys
 from loopgate.schemas.completion import ChatModelConfigRequest, CompletionModelConfigRequest
 from loopgate.service import code_evaluators, judges
+from loopgate.service.evaluator_logs import EvaluatorLogs, Record
 from loopgate.service.generation import GenerationService
 from loopgate.service.lease_holders import holder_gone, new_holder
 from loopgate.store.catalog import Catalog
@@ -67,6 +69,7 @@ class EvaluationRunner:
         self._generation = generation
         self._providers = providers
         self._leases = RunLeases(catalog.store.engine, lease_seconds=_LEASE)
+        self._evaluator_logs = EvaluatorLogs(catalog)
         self._keys: dict[str, ProviderApiKeys] = {}
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._retry: dict[str, tuple[float, float]] = {}  # failed run -> (not before, next pause)
@@ -188,7 +191,12 @@ class EvaluationRunner:
         ):  # both are deleted only with the project, and the run with it
             raise LookupError(f"the config or an evaluator of evaluation {row.id} is gone")
         present = [evaluator for evaluator in evaluators if evaluator is not None]
-        judging = [evaluator for evaluator in present if evaluator.type in LOOPGATE_RUN]
+        # Each evaluator loopgate runs, with the project its judgments are logged in.
+        judging = [
+            (evaluator, await self._evaluator_logs.project(row.org_id, evaluator))
+            for evaluator in present
+            if evaluator.type in LOOPGATE_RUN
+        ]
         _log.info("evaluation %s: generating (%d evaluators to run)", row.id, len(judging))
         limit = asyncio.Semaphore(_DATAPOINTS)
 
@@ -216,8 +224,10 @@ class EvaluationRunner:
         config: ConfigRow,
         datapoint: DatapointRow,
         log_id: str | None,
-        judging: list[EvaluatorRow],
+        judging: list[tuple[EvaluatorRow, str]],
     ) -> None:
+        """The datapoint's log, generated unless it has one, then judged by each evaluator of ``judging``
+        (with its logging project) that has no result for it yet."""
         if log_id is None:
             log_id = await self._generate(row, config, datapoint)
             if not await self._evaluations.link_log(row.id, datapoint.id, log_id):
@@ -227,7 +237,7 @@ class EvaluationRunner:
         if not judging:
             return
         done = {result.evaluator_id for result in await self._evaluations.results(row.id, [log_id])}
-        waiting = [evaluator for evaluator in judging if evaluator.id not in done]
+        waiting = [(evaluator, project) for evaluator, project in judging if evaluator.id not in done]
         # Here, not at the top: the log store imports PostgreSQL's dialect, which start-up leaves out.
         from loopgate.service.log_views import log_response
         from loopgate.store.logs import LogStore
@@ -237,17 +247,28 @@ class EvaluationRunner:
             return  # judged already, or the log was deleted (it reads as not generated)
         judged = judges.Judged(log_response(logs[0]), datapoint)
         failed = judged.log["error"]
-        for evaluator in waiting:
+        for evaluator, project_id in waiting:
             value: Any = None
             error: str | None = None
+            evaluator_log_id: str | None = None
             if failed is not None:  # nothing to judge: the result says why rather than a judge's guess
                 error = f"No output to judge: the generation failed ({failed})"
             else:
+                record = Record()
                 try:
-                    value = await self._judge(evaluator, judged, row.id)
+                    value = await self._judge(evaluator, judged, row.id, record)
                 except judges.JudgmentError as exc:
                     error = str(exc)
                 metrics.judgment(evaluator.type, failed=error is not None)
+                evaluator_log_id = await self._evaluator_logs.write(
+                    row.org_id,
+                    evaluator,
+                    project_id,
+                    record,
+                    value=value,
+                    error=error,
+                    judged={"evaluation_id": row.id, "log_id": log_id},
+                )
             await self._evaluations.put_result(
                 row.id,
                 log_id=log_id,
@@ -255,11 +276,15 @@ class EvaluationRunner:
                 evaluator_version_id=evaluator.version_id,
                 value=value,
                 error=error,
+                evaluator_log_id=evaluator_log_id,
             )
 
-    async def _judge(self, evaluator: EvaluatorRow, judged: judges.Judged, evaluation_id: str) -> Judgment:
+    async def _judge(
+        self, evaluator: EvaluatorRow, judged: judges.Judged, evaluation_id: str, record: Record
+    ) -> Judgment:
         if evaluator.type == "llm":
-            return await judges.judge(evaluator, judged, self._providers, self._keys.get(evaluation_id))
+            keys = self._keys.get(evaluation_id)
+            return await judges.judge(evaluator, judged, self._providers, keys, record)
         if not self.runs_code:  # the server stopped allowing it since the run was created
             raise judges.JudgmentError(
                 "This server does not run python evaluators (LOOPGATE_PYTHON_EVALUATORS)"
@@ -270,7 +295,8 @@ class EvaluationRunner:
             # Empty rather than null where the datapoint has none, as the llm evaluators' variables read.
             inputs, messages, target = testcase.inputs or {}, testcase.messages or [], testcase.target or {}
             arguments.append({"inputs": inputs, "messages": messages, "target": target})
-        value = await code_evaluators.run_code(evaluator.code or "", arguments)
+        value = await code_evaluators.run_code(evaluator.code or "", arguments, record)
+        record.output = value if isinstance(value, str) else json.dumps(value)
         return code_evaluators.checked(value, evaluator.return_type)
 
     async def _generate(self, row: EvaluationRow, config: ConfigRow, datapoint: DatapointRow) -> str:

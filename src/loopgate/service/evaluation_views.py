@@ -55,7 +55,9 @@ def evaluation_response(
     return response
 
 
-def result_response(row: ResultRow) -> dict[str, Any]:
+def result_response(row: ResultRow, evaluator_log: dict[str, Any] | None = None) -> dict[str, Any]:
+    """EvaluationResultResponse; ``evaluator_log`` is the LogResponse of the judgment that gave it, for
+    the evaluators loopgate runs (null for posted results, and when that log was deleted)."""
     return {
         "id": row.id,
         "evaluation_id": row.evaluation_id,
@@ -66,4 +68,5 @@ def result_response(row: ResultRow) -> dict[str, Any]:
         "error": row.error,
         "created_at": timestamp(row.created_at),
         "updated_at": timestamp(row.updated_at),
+        "evaluator_log": evaluator_log,
     }

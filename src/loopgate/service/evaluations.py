@@ -410,9 +410,13 @@ class EvaluationService:
         datapoints = await self._evaluations.snapshot_page(row, offset=(page - 1) * size, size=size)
         linked = await self._evaluations.logs_of(row.id, [datapoint.id for datapoint in datapoints])
         logs = {log["id"]: log for log in await self._logs.fetch(org_id, list(linked.values()))}
+        stored = await self._evaluations.results(row.id, list(linked.values()))
+        judgment_ids = [result.evaluator_log_id for result in stored if result.evaluator_log_id]
+        judgments = {log["id"]: log_response(log) for log in await self._logs.fetch(org_id, judgment_ids)}
         results: dict[str, list[dict[str, Any]]] = {}
-        for result in await self._evaluations.results(row.id, list(linked.values())):
-            results.setdefault(result.log_id, []).append(result_response(result))
+        for result in stored:
+            judgment = judgments.get(result.evaluator_log_id) if result.evaluator_log_id else None
+            results.setdefault(result.log_id, []).append(result_response(result, judgment))
         records = []
         for datapoint in datapoints:
             log_id = linked.get(datapoint.id)

@@ -13,6 +13,7 @@ from loopgate.errors import ConflictError, NotFoundError
 from loopgate.schemas.evaluators import CreateEvaluatorRequest, UpdateEvaluatorRequest
 from loopgate.service.log_views import timestamp
 from loopgate.service.project_views import model_config_view
+from loopgate.service.projects import ProjectService
 from loopgate.store.catalog import Catalog
 from loopgate.store.evaluators import EvaluatorRow, InUse, NewEvaluator
 
@@ -39,7 +40,24 @@ def evaluator_response(row: EvaluatorRow) -> dict[str, Any]:
 
 class EvaluatorService:
     def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
         self._evaluators = catalog.evaluators
+        self._projects = ProjectService(catalog)
+
+    async def _responses(self, org_id: str, rows: list[EvaluatorRow]) -> list[dict[str, Any]]:
+        """EvaluatorResponses with ``logging_project``: the project the evaluator's judgments are logged in
+        (``service/evaluator_logs.py``), null until its first. Only these endpoints look it up; the
+        evaluators listed in an EvaluationResponse leave it out."""
+        projects = await self._projects.views(
+            org_id, [row.logging_project_id for row in rows if row.logging_project_id]
+        )
+        return [
+            {
+                **evaluator_response(row),
+                "logging_project": projects.get(row.logging_project_id) if row.logging_project_id else None,
+            }
+            for row in rows
+        ]
 
     async def row(self, org_id: str, evaluator_id: str) -> EvaluatorRow:
         found = await self._evaluators.get(org_id, evaluator_id)
@@ -58,13 +76,15 @@ class EvaluatorService:
             code=request.code,
             model_config=config.model_dump(mode="json", exclude_none=True) if config is not None else None,
         )
-        return evaluator_response(await self._evaluators.create(org_id, item))
+        (response,) = await self._responses(org_id, [await self._evaluators.create(org_id, item)])
+        return response
 
     async def all(self, org_id: str) -> list[dict[str, Any]]:
-        return [evaluator_response(row) for row in await self._evaluators.of_org(org_id)]
+        return await self._responses(org_id, await self._evaluators.of_org(org_id))
 
     async def get(self, org_id: str, evaluator_id: str) -> dict[str, Any]:
-        return evaluator_response(await self.row(org_id, evaluator_id))
+        (response,) = await self._responses(org_id, [await self.row(org_id, evaluator_id)])
+        return response
 
     async def update(self, org_id: str, evaluator_id: str, request: UpdateEvaluatorRequest) -> dict[str, Any]:
         fields: dict[str, Any] = {}

@@ -16,8 +16,8 @@ How an answer is read:
 - ``text``: the answer as it is.
 
 An answer that cannot be read, a template naming what the log does not have, and a provider failure are
-the result's ``error``, so one bad judgment never stops the run. The judge's call is not logged as a log
-of a project: its result, or its error, is what the evaluation keeps.
+the result's ``error``, so one bad judgment never stops the run. What the judge was sent and answered goes
+into a ``Record``, from which the runner logs the judgment (``service/evaluator_logs.py``).
 """
 
 import re
@@ -34,6 +34,7 @@ from loopgate.providers.registry import ProviderRegistry
 from loopgate.providers.retry import counting
 from loopgate.schemas.common import ProviderApiKeys
 from loopgate.schemas.model_configs import ModelConfigCompletionRequest
+from loopgate.service.evaluator_logs import Record
 from loopgate.service.prepare import credentials, sampling
 from loopgate.service.templates import render_text
 from loopgate.store.datasets import DatapointRow
@@ -116,10 +117,16 @@ def runnable_config(evaluator: EvaluatorRow) -> ModelConfigCompletionRequest:
 
 
 async def judge(
-    evaluator: EvaluatorRow, judged: Judged, providers: ProviderRegistry, keys: ProviderApiKeys | None
+    evaluator: EvaluatorRow,
+    judged: Judged,
+    providers: ProviderRegistry,
+    keys: ProviderApiKeys | None,
+    record: Record,
 ) -> Judgment:
-    """The evaluator's judgment of the log (JudgmentError: none, and why)."""
+    """The evaluator's judgment of the log (JudgmentError: none, and why); ``record`` gets what was sent
+    and answered."""
     config, text = prompt(evaluator, judged)
+    record.messages = [{"role": "user", "content": text}]
     try:
         provider = providers.get(config.provider.value)
     except LoopgateError as exc:
@@ -139,21 +146,29 @@ async def judge(
         with counting() as retries:
             result = await provider.generate(call)
     except ProviderError as exc:
+        record.seconds = elapsed(started)
         metrics.provider_call(
-            provider.name, config.model, prompt_tokens=None, seconds=elapsed(started), retries=retries.value
+            provider.name, config.model, prompt_tokens=None, seconds=record.seconds, retries=retries.value
         )
         raise JudgmentError(f"{exc.origin}: {exc.message}") from None
-    # The call has no log of its own: its tokens and time are counted here (and so reach the metrics).
     usage = result.usage
+    record.seconds = elapsed(started)
+    record.output = result.generations[0].raw_output
+    record.provider_request = result.request if isinstance(result.request, dict) else None
+    first = result.responses[0] if result.responses else None
+    record.provider_response = first if isinstance(first, dict) else None
+    if usage is not None:
+        record.prompt_tokens, record.output_tokens = usage.prompt_tokens, usage.generation_tokens
+    # Counted here, not by the log: the judgment's log is written like a posted one, which counts nothing.
     metrics.provider_call(
         provider.name,
         config.model,
-        prompt_tokens=usage.prompt_tokens if usage is not None else None,
-        output_tokens=usage.generation_tokens if usage is not None else None,
-        seconds=elapsed(started),
+        prompt_tokens=record.prompt_tokens,
+        output_tokens=record.output_tokens,
+        seconds=record.seconds,
         retries=retries.value,
     )
-    return read(result.generations[0].raw_output, evaluator.return_type)
+    return read(record.output, evaluator.return_type)
 
 
 def elapsed(started: float) -> float:

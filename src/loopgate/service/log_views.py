@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from loopgate.service.project_views import evaluator_config_view
 from loopgate.service.records import full_message
 from loopgate.store.logs import utc
 
@@ -56,6 +57,8 @@ def config_response(row: dict[str, Any] | None) -> dict[str, Any] | None:
         tool.update({key: body.get(key) for key in _TOOL_FIELDS})
         tool["created_by"] = None
         return tool
+    if row.get("config_type") == "evaluator":
+        return evaluator_config_view(row["id"], row["name"], body)
     model: dict[str, Any] = {
         "id": row["id"],
         "type": "model",

@@ -222,7 +222,9 @@ class LogService:
                 org_id, project_id, model_configs.config_hash(body), body
             )
         body = config.model_dump(mode="json", exclude_none=True)
-        return await self._logs.tool_config_id(org_id, project_id, model_configs.config_hash(body), body)
+        return await self._logs.typed_config_id(
+            org_id, project_id, model_configs.config_hash(body), body, config_type="tool"
+        )
 
     # -- reading ----------------------------------------------------------------------------------------
 

@@ -62,10 +62,32 @@ def model_config_view(config_id: str, name: str | None, body: dict[str, Any]) ->
     return view
 
 
+def evaluator_config_view(config_id: str, name: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    """EvaluatorConfigResponse: the evaluator version its judgments were logged under (the body is what
+    ``service/evaluator_logs.py`` registers), its model config as a ModelConfigResponse."""
+    model_config = body.get("model_config")
+    return {
+        "id": config_id,
+        "type": "evaluator",
+        "status": "committed",
+        "name": name if name is not None else body.get("name"),
+        "description": body.get("description"),
+        "other": None,
+        "created_by": None,
+        "evaluator_type": body.get("evaluator_type"),
+        "model_config": model_config_view(config_id, None, model_config) if model_config else None,
+        "code": body.get("code"),
+        "arguments_type": body.get("arguments_type"),
+        "return_type": body.get("return_type"),
+    }
+
+
 def config_view(row: ConfigRow) -> dict[str, Any]:
     """The ConfigResponse union member for a stored version, discriminated by ``type``."""
     if row.config_type == "model":
         return model_config_view(row.id, row.name, row.body)
+    if row.config_type == "evaluator":
+        return evaluator_config_view(row.id, row.name, row.body)
     return {
         **row.body,
         "id": row.id,

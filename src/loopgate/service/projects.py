@@ -50,6 +50,12 @@ class ProjectService:
             for project in projects
         ]
 
+    async def views(self, org_id: str, project_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """ProjectResponse of each of these projects that exists, by id."""
+        found = [await self._catalog.projects.get(org_id, project_id) for project_id in set(project_ids)]
+        projects = [project for project in found if project is not None]
+        return {view["id"]: view for view in await self._views(org_id, projects)}
+
     async def get(self, org_id: str, project_id: str) -> dict[str, Any]:
         project = await require_project(self._catalog, org_id, project_id)
         (view,) = await self._views(org_id, [project])

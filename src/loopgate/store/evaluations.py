@@ -65,6 +65,7 @@ class ResultRow:
     error: str | None
     created_at: datetime
     updated_at: datetime
+    evaluator_log_id: str | None = None  # the judgment's log, for the evaluators loopgate runs
 
     @classmethod
     def from_mapping(cls, row: Any) -> "ResultRow":
@@ -78,6 +79,7 @@ class ResultRow:
             error=row["error"],
             created_at=utc(row["created_at"]),
             updated_at=utc(row["updated_at"]),
+            evaluator_log_id=row["evaluator_log_id"],
         )
 
 
@@ -416,6 +418,7 @@ class EvaluationStore:
         evaluator_version_id: str,
         value: Judgment | None,
         error: str | None,
+        evaluator_log_id: str | None = None,
     ) -> ResultRow:
         """Records the evaluator's result for the log, replacing an earlier one of the same pair."""
         stamp = now()
@@ -424,6 +427,7 @@ class EvaluationStore:
             "value": orjson.dumps(value).decode() if value is not None else None,
             "score": _score(value),
             "error": error,
+            "evaluator_log_id": evaluator_log_id,
             "updated_at": stamp,
         }
         pair = and_(

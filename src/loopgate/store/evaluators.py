@@ -48,6 +48,7 @@ class EvaluatorRow:
     model_config: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    logging_project_id: str | None = None  # where its judgments are logged, once it has made one
 
     @classmethod
     def from_mapping(cls, row: Any) -> "EvaluatorRow":
@@ -65,6 +66,7 @@ class EvaluatorRow:
             model_config=orjson.loads(config) if config is not None else None,
             created_at=utc(row["created_at"]),
             updated_at=utc(row["updated_at"]),
+            logging_project_id=row.get("logging_project_id"),
         )
 
 
@@ -131,6 +133,17 @@ class EvaluatorStore:
         )
         async with self._engine.begin() as connection:
             return bool((await connection.execute(statement)).rowcount)
+
+    async def set_logging_project(self, org_id: str, evaluator_id: str, project_id: str) -> None:
+        """Names the project the evaluator's judgments are logged in. Not a new version: the evaluator's
+        fields are unchanged."""
+        statement = (
+            update(_E)
+            .where(_E.c.org_id == org_id, _E.c.id == evaluator_id)
+            .values(logging_project_id=project_id)
+        )
+        async with self._engine.begin() as connection:
+            await connection.execute(statement)
 
     async def delete(self, org_id: str, evaluator_id: str) -> bool:
         """False when the organization has no such evaluator; raises InUse (deleting nothing) while an

@@ -94,10 +94,11 @@ class LogStore:
             row = (await connection.execute(query)).mappings().one_or_none()
         return dict(row) if row else None
 
-    async def tool_config_id(
-        self, org_id: str, project_id: str, config_hash: str, body: dict[str, Any]
+    async def typed_config_id(
+        self, org_id: str, project_id: str, config_hash: str, body: dict[str, Any], *, config_type: str
     ) -> str:
-        """The project's tool config with this definition, created on first use (insert-if-absent)."""
+        """The project's ``tool`` or ``evaluator`` config with this body, created on first use
+        (insert-if-absent)."""
         query = select(tables.model_configs.c.id).where(
             tables.model_configs.c.project_id == project_id, tables.model_configs.c.config_hash == config_hash
         )
@@ -114,7 +115,7 @@ class LogStore:
                         "name": body["name"],
                         "body": orjson.dumps(body).decode(),
                         "created_at": datetime.now(UTC),
-                        "config_type": "tool",
+                        "config_type": config_type,
                     },
                 )
                 found = (await connection.execute(query)).scalar_one()

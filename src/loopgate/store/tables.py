@@ -243,6 +243,9 @@ evaluators = Table(
     Column("model_config", Text, nullable=True),  # JSON: the ModelConfigCompletionRequest as sent
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Where the evaluator's judgments are logged, made on its first (migration 0010). No foreign key: a
+    # deleted project is replaced by a new one at the next judgment.
+    Column("logging_project_id", ID, nullable=True),
     Index("ix_evaluators_org_created", "org_id", "created_at", "id"),
     UniqueConstraint("version_id", name="uq_evaluators_version"),
 )
@@ -312,6 +315,8 @@ evaluation_results = Table(
     Column("error", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The log of the judgment that gave the result, for the evaluators loopgate runs (migration 0010).
+    Column("evaluator_log_id", ID, nullable=True),
     # Posting a result again for the same log and evaluator replaces it.
     UniqueConstraint("evaluation_id", "log_id", "evaluator_id", name="uq_evaluation_results_one"),
 )

@@ -4,4 +4,4 @@
 tests/test_migrations.py checks it against alembic's own view.
 """
 
-HEAD = "0009"
+HEAD = "0010"
