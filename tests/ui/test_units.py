@@ -1,7 +1,16 @@
-"""Pure parts of the log browser: secret redaction, the config diff, the session tree."""
+"""Pure parts of the log browser: secret redaction, the config diff, the session tree, error pages."""
+
+import logging
+import sqlite3
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+from starlette.responses import Response
 
 from loopgate.ui.diff import changed_count, pretty_json, side_by_side
 from loopgate.ui.redact import REDACTED, is_secret_key, redact
+from loopgate.ui.routing import PageRoute
 from loopgate.ui.views import message_view, session_tree
 
 
@@ -98,3 +107,28 @@ def test_session_tree_nests_children_and_keeps_orphans() -> None:
     assert [node.log["id"] for node in roots] == ["a", "d"]
     assert [child.log["id"] for child in roots[0].children] == ["b", "e"]
     assert roots[0].children[0].children[0].log["id"] == "c"
+
+
+async def test_a_page_that_fails_answers_with_an_error_page(caplog: pytest.LogCaptureFixture) -> None:
+    # A bug in a page is a 500 page (its traceback in the log), not Starlette's bare text followed by a
+    # dropped connection; a database that cannot answer is the 503 that says why.
+    router = APIRouter(route_class=PageRoute)
+
+    @router.get("/ui/broken")
+    async def broken() -> Response:
+        raise KeyError("model")
+
+    @router.get("/ui/disk-full")
+    async def disk_full() -> Response:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    app = FastAPI()
+    app.include_router(router)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ui") as client:
+        with caplog.at_level(logging.ERROR, logger="loopgate"):
+            response = await client.get("/ui/broken")
+        assert response.status_code == 500 and response.headers["content-type"].startswith("text/html")
+        assert "Something went wrong on the server" in response.text
+        assert "unexpected error on GET /ui/broken" in caplog.text and "KeyError" in caplog.text
+        full = await client.get("/ui/disk-full")
+        assert full.status_code == 503 and "text/html" in full.headers["content-type"]

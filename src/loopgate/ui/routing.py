@@ -9,11 +9,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.responses import RedirectResponse, Response
 
+from loopgate.api.responses import storage_unavailable
 from loopgate.errors import ConflictError, NotFoundError, RequestInvalid
 from loopgate.ui.render import page
 
 _MAX_FORM_BYTES = 64 * 1024
-_TITLES = {403: "Not allowed", 404: "Not found", 409: "Conflict", 413: "Too large", 422: "Not accepted"}
+_TITLES = {
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict",
+    413: "Too large",
+    422: "Not accepted",
+    500: "Server error",
+    503: "Unavailable",
+}
 
 
 def _error_page(request: Request, status_code: int, message: str) -> Response:
@@ -46,6 +55,13 @@ class PageRoute(APIRoute):
                 if exc.status_code < 400:
                     raise  # the redirect to sign-in
                 return _error_page(request, exc.status_code, str(exc.detail))
+            except Exception as exc:
+                # A bug (logged with its traceback) or a database that cannot answer: a page that says so,
+                # not Starlette's bare text and a dropped connection.
+                failure = storage_unavailable(exc, f"{request.method} {request.url.path}")
+                if failure is not None:
+                    return _error_page(request, failure.status_code, failure.message)
+                return _error_page(request, 500, "Something went wrong on the server; its log says what.")
 
         return handler
 
