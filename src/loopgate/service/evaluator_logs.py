@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from loopgate.errors import LoopgateError
-from loopgate.schemas.logs import LogRequest
 from loopgate.service import model_configs
 from loopgate.store.catalog import Catalog
 from loopgate.store.evaluations import Judgment
@@ -92,7 +91,9 @@ class EvaluatorLogs:
     ) -> str | None:
         """The judgment's log, committed; its id (None, and a warning, when it could not be written: the
         result is kept without it). ``judged`` names the evaluation and log, for the log's metadata."""
-        # Here, not at the top: the log store imports PostgreSQL's dialect, which start-up leaves out.
+        # Here, not at the top: the log store imports PostgreSQL's dialect, and the log schemas cost ~10 ms
+        # to build, which start-up leaves out (the runner imports this module).
+        from loopgate.schemas.logs import LogRequest
         from loopgate.service.logs import LogService
         from loopgate.store.logs import LogStore
 
