@@ -149,3 +149,45 @@ def test_a_deleted_logging_project_is_replaced_at_the_next_run(client: httpx.Cli
     assert new["id"] != old["id"] and new["name"] == old["name"]
     (log,) = evaluator_logs(run, second["id"], verdict["id"])
     assert log["project_id"] == new["id"]
+
+
+def test_logs_are_filtered_by_their_results(client: httpx.Client) -> None:
+    # GET /logs' evaluator-<id>_filter (the spec's prose): logs with a result of that evaluator among the
+    # values given, whichever evaluation it came from.
+    run = Run(
+        client,
+        [
+            {"inputs": {"q": "a"}, "target": {"v": "yes", "n": "7", "tags": "red, blue"}},
+            {"inputs": {"q": "b"}, "target": {"v": "no", "n": "2.5", "tags": "green"}},
+        ],
+        CHAT_CONFIG,
+    )
+    verdict = judge(client, "boolean", "{{testcase.target.v}}", name="verdict")
+    score = judge(client, "number", "{{testcase.target.n}}", name="score")
+    tags = judge(client, "multi_select", "{{testcase.target.tags}}", name="tags")
+    label = judge(client, "select", "{{testcase.inputs.q}}", name="label")
+    stars = evaluator(client, "external", "number")
+    created = run.start(verdict, score, tags, label, stars)
+    run.wait(created["id"], status="running")
+    first, second = (record["log"]["id"] for record in run.snapshot(created["id"]))
+    posted = {"log_id": second, "evaluator_id": stars["id"], "result": 5.0}
+    ok(client.post(f"/evaluations/{created['id']}/result", json=posted), 201)
+
+    def found(*filters: tuple[dict[str, Any], str]) -> set[str]:
+        params = [("project_id", run.project_id)]
+        params += [(f"evaluator-{e['id']}_filter", value) for e, value in filters]
+        page = ok(client.get("/logs", params=params))
+        assert page["total"] == len(page["records"])
+        return {log["id"] for log in page["records"]}
+
+    assert found() == {first, second}
+    assert found((verdict, "true")) == {first}
+    assert found((verdict, "false")) == {second}
+    assert found((verdict, "true"), (verdict, "false")) == {first, second}  # repeated: any of
+    assert found((verdict, "1")) == set()  # a boolean is not the number 1
+    assert found((score, "7")) == {first} and found((score, "2.5")) == {second}
+    assert found((stars, "5")) == {second}  # posted as 5.0
+    assert found((tags, "blue")) == {first}  # one label of a multi_select result
+    assert found((label, f"{MOCK_REPLY}b")) == {second}
+    assert found((verdict, "true"), (score, "2.5")) == set()  # two evaluators: both must match
+    assert found(({"id": "evfn_unknown"}, "true")) == set()

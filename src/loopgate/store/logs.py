@@ -5,6 +5,7 @@ Inserts still go through the group-commit writer (``Store.writer``); everything 
 transaction on the pool. Every query is scoped to one organization.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ class LogFilter:
     sources: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     feedback: dict[str, list[str]] = field(default_factory=dict)
+    evaluators: dict[str, list[str]] = field(default_factory=dict)  # evaluator id -> result values
 
 
 @dataclass(slots=True)
@@ -215,6 +217,7 @@ class LogStore:
             where.end,
             where.sources,
             where.feedback,
+            where.evaluators,
             where.version_status not in (None, "committed"),
         )
         if not any(narrowed):
@@ -298,6 +301,8 @@ class LogStore:
             # Stored values are JSON: the label "good" is '"good"', the number 5 is '5'.
             encoded = {orjson.dumps(value).decode() for value in values} | set(values)
             conditions.append(_logs.c.id.in_(_latest_feedback_among(feedback_type, sorted(encoded))))
+        for evaluator_id, values in where.evaluators.items():
+            conditions.append(_logs.c.id.in_(_judged_among(evaluator_id, values)))
         if where.metadata_search:
             pattern = like_pattern(json_escaped(where.metadata_search))
             conditions.append(_logs.c.metadata.ilike(pattern, escape="\\"))
@@ -389,6 +394,31 @@ def _latest_feedback_among(feedback_type: str, values: list[str]) -> Any:
     return select(recorded.c.log_id).where(
         recorded.c.type == feedback_type, recorded.c.value.in_(values), ~superseded
     )
+
+
+def _judged_among(evaluator_id: str, values: list[str]) -> Any:
+    """Ids of the logs with a result of this evaluator (in any evaluation) that is one of ``values``, read
+    as a person types them: ``true``/``false``, a number (``5`` finds 5.0), a label, or one label of a
+    ``multi_select`` result. A pass over the evaluator's results (``ix_evaluation_results_evaluator``)."""
+    results = tables.evaluation_results
+    # Stored values are JSON: true is 'true', the label "good" is '"good"', 5 is '5' or '5.0'.
+    encoded = sorted({orjson.dumps(value).decode() for value in values} | set(values))
+    matches: list[Any] = [results.c.value.in_(encoded)]
+    numbers = [number for number in map(_number, values) if number is not None]
+    if numbers:  # the score is the value as a number; booleans are 1 and 0 there, and not numbers here
+        matches.append(and_(results.c.score.in_(numbers), results.c.value.not_in(["true", "false"])))
+    for value in values:  # a label among a list's: '"good"' inside '["good","fast"]'
+        label = like_pattern(orjson.dumps(value).decode())
+        matches.append(and_(results.c.value.like("[%"), results.c.value.like(label, escape="\\")))
+    return select(results.c.log_id).where(results.c.evaluator_id == evaluator_id, or_(*matches))
+
+
+def _number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 async def _hydrate(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:

@@ -2,8 +2,9 @@
 
 ``GET /logs`` also takes the filters and sorts the spec describes in prose only (the SDK never sends
 them): ``sort=<timestamp|source|model|feedback-NAME>.<asc|desc>`` (repeatable), ``source_filter``,
-``model_filter`` and ``feedback-NAME_filter`` (repeatable = any of). ``evaluator-ID_filter`` is accepted and
-ignored: this server runs no evaluators.
+``model_filter``, ``feedback-NAME_filter`` and ``evaluator-ID_filter`` (each repeatable = any of; a log
+matches an evaluator's filter when one of its results by that evaluator, in any evaluation, is one of the
+values: ``true``/``false``, a number, a label, or one of a ``multi_select`` result's labels).
 """
 
 from datetime import UTC, date, datetime, time, timedelta
@@ -86,11 +87,12 @@ def _sorts(values: list[str]) -> list[LogSort]:
     ]
 
 
-def _feedback_filters(request: Request) -> dict[str, list[str]]:
+def _named_filters(request: Request, prefix: str) -> dict[str, list[str]]:
+    """``<prefix>NAME_filter`` query params: NAME -> the values given for it."""
     filters: dict[str, list[str]] = {}
     for key, value in request.query_params.multi_items():
-        if key.startswith("feedback-") and key.endswith("_filter"):
-            filters.setdefault(key.removeprefix("feedback-").removesuffix("_filter"), []).append(value)
+        if key.startswith(prefix) and key.endswith("_filter"):
+            filters.setdefault(key.removeprefix(prefix).removesuffix("_filter"), []).append(value)
     return filters
 
 
@@ -119,7 +121,8 @@ async def list_logs(
         end=_moment("end_date", end_date, end=True),
         sources=source_filter or [],
         models=model_filter or [],
-        feedback=_feedback_filters(request),
+        feedback=_named_filters(request, "feedback-"),
+        evaluators=_named_filters(request, "evaluator-"),
     )
     result = await _service(request).page(org_id, where, _sorts(sort or []), page=page, size=size)
     return JSONBytes(result)

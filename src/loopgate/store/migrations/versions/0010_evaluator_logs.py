@@ -6,6 +6,7 @@
 - ``evaluation_results.evaluator_log_id``: the log of the judgment that gave the result (v4's
   ``evaluator_log``). Null for results the client posts and for those judged before this revision; no
   foreign key, as a deleted log reads as absent.
+- ``ix_evaluation_results_evaluator``: an evaluator's results, for ``GET /logs``' ``evaluator-<id>_filter``.
 
 Revision ID: 0010
 Revises: 0009
@@ -25,9 +26,11 @@ def upgrade() -> None:
         table.add_column(sa.Column("logging_project_id", sa.String(40), nullable=True))
     with op.batch_alter_table("evaluation_results") as table:
         table.add_column(sa.Column("evaluator_log_id", sa.String(40), nullable=True))
+    op.create_index("ix_evaluation_results_evaluator", "evaluation_results", ["evaluator_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_evaluation_results_evaluator", table_name="evaluation_results")
     with op.batch_alter_table("evaluation_results") as table:
         table.drop_column("evaluator_log_id")
     with op.batch_alter_table("evaluators") as table:
