@@ -191,3 +191,18 @@ def test_logs_are_filtered_by_their_results(client: httpx.Client) -> None:
     assert found((label, f"{MOCK_REPLY}b")) == {second}
     assert found((verdict, "true"), (score, "2.5")) == set()  # two evaluators: both must match
     assert found(({"id": "evfn_unknown"}, "true")) == set()
+
+    # Each log lists the results on it (LogResponse.evaluation_results), read alone or in a page.
+    read = ok(client.get(f"/logs/{second}"))["evaluation_results"]
+    values = {result["evaluator_id"]: result["value"] for result in read}
+    assert values[verdict["id"]] is False and values[score["id"]] == 2.5 and values[stars["id"]] == 5.0
+    assert {result["evaluation_id"] for result in read} == {created["id"]}
+    assert all(result["log_id"] == second for result in read)
+    listed = ok(client.get("/logs", params={"project_id": run.project_id}))["records"]
+    assert {log["id"]: len(log["evaluation_results"]) for log in listed} == {first: 4, second: 5}
+    # A judgment's own log has none.
+    judgment = read[0]["evaluator_log"]
+    assert judgment is None  # not fetched inside a log: GET /evaluations/{id}/datapoints has them
+    (record, _) = run.snapshot(created["id"])
+    judgment_id = results_by_evaluator(record)[verdict["id"]]["evaluator_log"]["id"]
+    assert ok(client.get(f"/logs/{judgment_id}"))["evaluation_results"] == []

@@ -1,4 +1,4 @@
-"""What the SDK sees of an evaluation: EvaluationResponse, EvaluationResultResponse,
+"""What the SDK sees of an evaluation: EvaluationResponse (EvaluationResultResponse is in log_views.py),
 ModelConfigEvaluatorAggregateResponse and EvaluationDatapointSnapshotResponse, built from stored rows."""
 
 from typing import Any
@@ -8,7 +8,7 @@ from loopgate.service.evaluators import evaluator_response
 from loopgate.service.log_views import timestamp
 from loopgate.service.project_views import config_view
 from loopgate.store.datasets import DatasetRow
-from loopgate.store.evaluations import EvaluationRow, ResultRow
+from loopgate.store.evaluations import EvaluationRow
 from loopgate.store.evaluators import EvaluatorRow
 from loopgate.store.model_configs import ConfigRow
 
@@ -53,20 +53,3 @@ def evaluation_response(
             for evaluator in evaluators
         ]
     return response
-
-
-def result_response(row: ResultRow, evaluator_log: dict[str, Any] | None = None) -> dict[str, Any]:
-    """EvaluationResultResponse; ``evaluator_log`` is the LogResponse of the judgment that gave it, for
-    the evaluators loopgate runs (null for posted results, and when that log was deleted)."""
-    return {
-        "id": row.id,
-        "evaluation_id": row.evaluation_id,
-        "evaluator_id": row.evaluator_id,
-        "evaluator_version_id": row.evaluator_version_id,
-        "log_id": row.log_id,
-        "value": row.value,
-        "error": row.error,
-        "created_at": timestamp(row.created_at),
-        "updated_at": timestamp(row.updated_at),
-        "evaluator_log": evaluator_log,
-    }

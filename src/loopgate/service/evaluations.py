@@ -35,9 +35,9 @@ from loopgate.schemas.evaluations import (
 )
 from loopgate.service.datasets import datapoint_response
 from loopgate.service.evaluation_runner import CLIENT_RUN, EvaluationRunner
-from loopgate.service.evaluation_views import evaluation_response, result_response
+from loopgate.service.evaluation_views import evaluation_response
 from loopgate.service.judges import fits, runnable_config
-from loopgate.service.log_views import log_response
+from loopgate.service.log_views import log_response, result_response
 from loopgate.service.logs import LogService
 from loopgate.store.catalog import Catalog
 from loopgate.store.evaluations import EvaluationFilter, EvaluationRow, EvaluationSort

@@ -13,6 +13,7 @@ import orjson
 
 from loopgate.service.project_views import evaluator_config_view
 from loopgate.service.records import full_message
+from loopgate.store.evaluations import ResultRow
 from loopgate.store.logs import utc
 
 _MODEL_DEFAULTS: dict[str, Any] = {
@@ -94,6 +95,23 @@ def _feedback(row: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def result_response(row: ResultRow, evaluator_log: dict[str, Any] | None = None) -> dict[str, Any]:
+    """EvaluationResultResponse; ``evaluator_log`` is the LogResponse of the judgment that gave it, for
+    the evaluators loopgate runs (null for posted results, and when that log was deleted)."""
+    return {
+        "id": row.id,
+        "evaluation_id": row.evaluation_id,
+        "evaluator_id": row.evaluator_id,
+        "evaluator_version_id": row.evaluator_version_id,
+        "log_id": row.log_id,
+        "value": row.value,
+        "error": row.error,
+        "created_at": timestamp(row.created_at),
+        "updated_at": timestamp(row.updated_at),
+        "evaluator_log": evaluator_log,
+    }
+
+
 def log_response(row: dict[str, Any]) -> dict[str, Any]:
     """LogResponse with every field present (null where unknown)."""
     payload: dict[str, Any] = row["payload"] or {}
@@ -142,7 +160,8 @@ def log_response(row: dict[str, Any]) -> dict[str, Any]:
         "provider_retries": row["provider_retries"],  # not in v4's LogResponse; the SDK ignores it
         "tools": [],
         "tool_choice": payload.get("tool_choice"),
-        "evaluation_results": [],
+        # The judgments' own logs are not fetched here: GET /evaluations/{id}/datapoints has them.
+        "evaluation_results": [result_response(result) for result in row.get("evaluation_results") or ()],
         "observability_status": "completed",
         "batch_ids": row.get("batch_ids") or [],
     }

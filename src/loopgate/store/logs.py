@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loopgate import ids
 from loopgate.store import content, search, tables, tallies
+from loopgate.store.evaluations import ResultRow
 from loopgate.store.queries import in_chunks, insert_ignore
 
 _logs = tables.logs
@@ -422,8 +423,9 @@ def _number(text: str) -> float | None:
 
 
 async def _hydrate(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Expands payloads and attaches ``config`` (the config row), ``feedback`` (rows, oldest first) and
-    ``batch_ids`` (the evaluation runs the log is a datapoint's log in)."""
+    """Expands payloads and attaches ``config`` (the config row), ``feedback`` (rows, oldest first),
+    ``batch_ids`` (the evaluation runs the log is a datapoint's log in) and ``evaluation_results`` (the
+    results of evaluators on the log, as ResultRows, oldest first)."""
     payloads = [orjson.loads(row["payload"]) if row["payload"] else None for row in rows]
     refs: set[str] = set()
     for payload in payloads:
@@ -450,16 +452,22 @@ async def _hydrate(connection: AsyncConnection, rows: list[dict[str, Any]]) -> N
         for item in (await connection.execute(query)).mappings():
             feedback.setdefault(item["log_id"], []).append(dict(item))
 
-    # Only a log made for a datapoint can belong to an evaluation run: pages of other logs skip the query.
+    # Only a log made for a datapoint can belong to an evaluation run, and have results: pages of other
+    # logs skip both queries.
     batches: dict[str, list[str]] = {}
-    runs = tables.evaluation_logs
+    results: dict[str, list[ResultRow]] = {}
+    runs, judged = tables.evaluation_logs, tables.evaluation_results
     for chunk in in_chunks([row["id"] for row in rows if row["source_datapoint_id"]]):
         query = select(runs.c.log_id, runs.c.evaluation_id).where(runs.c.log_id.in_(chunk))
         for log_id, evaluation_id in await connection.execute(query.order_by(runs.c.created_at)):
             batches.setdefault(log_id, []).append(evaluation_id)
+        query = select(judged).where(judged.c.log_id.in_(chunk)).order_by(judged.c.created_at, judged.c.id)
+        for item in (await connection.execute(query)).mappings():
+            results.setdefault(item["log_id"], []).append(ResultRow.from_mapping(item))
 
     for row, payload in zip(rows, payloads, strict=True):
         row["batch_ids"] = batches.get(row["id"], [])
+        row["evaluation_results"] = results.get(row["id"], [])
         row["payload"] = content.expand(payload, blobs) if payload is not None else None
         row["metadata"] = orjson.loads(row["metadata"]) if row["metadata"] else None
         row["config"] = configs.get(row["config_id"]) if row["config_id"] else None

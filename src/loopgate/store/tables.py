@@ -319,8 +319,9 @@ evaluation_results = Table(
     Column("evaluator_log_id", ID, nullable=True),
     # Posting a result again for the same log and evaluator replaces it.
     UniqueConstraint("evaluation_id", "log_id", "evaluator_id", name="uq_evaluation_results_one"),
-    # GET /logs' evaluator-<id>_filter: the evaluator's results (migration 0010).
+    # GET /logs' evaluator-<id>_filter: the evaluator's results; a log's evaluation_results (migration 0010).
     Index("ix_evaluation_results_evaluator", "evaluator_id"),
+    Index("ix_evaluation_results_log", "log_id"),
 )
 
 # Where each exporter of committed logs stands (one row per exporter; today only "otlp"), and which process

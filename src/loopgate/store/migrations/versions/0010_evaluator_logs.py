@@ -7,6 +7,7 @@
   ``evaluator_log``). Null for results the client posts and for those judged before this revision; no
   foreign key, as a deleted log reads as absent.
 - ``ix_evaluation_results_evaluator``: an evaluator's results, for ``GET /logs``' ``evaluator-<id>_filter``.
+- ``ix_evaluation_results_log``: a log's results, its LogResponse ``evaluation_results``.
 
 Revision ID: 0010
 Revises: 0009
@@ -27,9 +28,11 @@ def upgrade() -> None:
     with op.batch_alter_table("evaluation_results") as table:
         table.add_column(sa.Column("evaluator_log_id", sa.String(40), nullable=True))
     op.create_index("ix_evaluation_results_evaluator", "evaluation_results", ["evaluator_id"])
+    op.create_index("ix_evaluation_results_log", "evaluation_results", ["log_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_evaluation_results_log", table_name="evaluation_results")
     op.drop_index("ix_evaluation_results_evaluator", table_name="evaluation_results")
     with op.batch_alter_table("evaluation_results") as table:
         table.drop_column("evaluator_log_id")
