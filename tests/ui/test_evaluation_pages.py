@@ -180,3 +180,10 @@ def test_a_run_loopgate_generated_shows_its_logs_and_each_kind_of_judgment(
     judgment = _text(browser.get(judgment_links[0]).text)
     assert "Pick: capital of France" in judgment and "select (evaluator evfn_" in judgment
     assert "Judgment" in judgment and "Judged" in judgment  # its value, and a link to the judged log
+    # The judged log's page lists the results on it, by evaluator name, with a link to the run.
+    judged = re.search(r'<a href="/ui/logs/(data_[^"]+)">This is a mock response to: capital', html)
+    assert judged is not None
+    judged_page = browser.get(f"/ui/logs/{judged.group(1)}").text
+    results = _text(judged_page.split('<h2 id="evaluations-title">', 1)[1].split("</section>", 1)[0])
+    assert results.startswith("Evaluation results select:") and "multi_select:" in results
+    assert f'href="/ui/evaluations/{evaluation}#' in judged_page

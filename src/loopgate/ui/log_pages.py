@@ -68,11 +68,14 @@ async def log_detail(request: Request, viewer: SignedIn, log_id: str, notice: st
     context = await project_context(request, viewer, log["project_id"], "logs")
     context["crumbs"].append((f"Log {log_id}", f"/ui/logs/{log_id}"))
     project = context["project"]
+    # The results on the log name their evaluators by id; the page shows their names.
+    names = await request.app.state.evaluators.names(viewer.org_id) if log["evaluation_results"] else {}
     return page(
         "log.html",
         title=f"Log {log_id}",
         **context,
         log=log,
+        evaluator_names=names,
         version=project.versions.get(log["config_id"] or ""),
         messages=views.conversation(log),
         answer=views.output_view(log),
