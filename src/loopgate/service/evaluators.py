@@ -40,7 +40,6 @@ def evaluator_response(row: EvaluatorRow) -> dict[str, Any]:
 
 class EvaluatorService:
     def __init__(self, catalog: Catalog) -> None:
-        self._catalog = catalog
         self._evaluators = catalog.evaluators
         self._projects = ProjectService(catalog)
 

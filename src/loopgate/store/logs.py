@@ -299,9 +299,7 @@ class LogStore:
             # reading the model out of each log's joined config would touch every log of the project.
             conditions.append(_logs.c.config_id.in_(self._model_configs(where)))
         for feedback_type, values in where.feedback.items():
-            # Stored values are JSON: the label "good" is '"good"', the number 5 is '5'.
-            encoded = {orjson.dumps(value).decode() for value in values} | set(values)
-            conditions.append(_logs.c.id.in_(_latest_feedback_among(feedback_type, sorted(encoded))))
+            conditions.append(_logs.c.id.in_(_latest_feedback_among(feedback_type, _as_stored(values))))
         for evaluator_id, values in where.evaluators.items():
             conditions.append(_logs.c.id.in_(_judged_among(evaluator_id, values)))
         if where.metadata_search:
@@ -402,9 +400,7 @@ def _judged_among(evaluator_id: str, values: list[str]) -> Any:
     as a person types them: ``true``/``false``, a number (``5`` finds 5.0), a label, or one label of a
     ``multi_select`` result. A pass over the evaluator's results (``ix_evaluation_results_evaluator``)."""
     results = tables.evaluation_results
-    # Stored values are JSON: true is 'true', the label "good" is '"good"', 5 is '5' or '5.0'.
-    encoded = sorted({orjson.dumps(value).decode() for value in values} | set(values))
-    matches: list[Any] = [results.c.value.in_(encoded)]
+    matches: list[Any] = [results.c.value.in_(_as_stored(values))]  # 5.0 is stored '5.0': see the score
     numbers = [number for number in map(_number, values) if number is not None]
     if numbers:  # the score is the value as a number; booleans are 1 and 0 there, and not numbers here
         matches.append(and_(results.c.score.in_(numbers), results.c.value.not_in(["true", "false"])))
@@ -412,6 +408,12 @@ def _judged_among(evaluator_id: str, values: list[str]) -> Any:
         label = like_pattern(orjson.dumps(value).decode())
         matches.append(and_(results.c.value.like("[%"), results.c.value.like(label, escape="\\")))
     return select(results.c.log_id).where(results.c.evaluator_id == evaluator_id, or_(*matches))
+
+
+def _as_stored(values: list[str]) -> list[str]:
+    """What the values typed in a query may be stored as: feedback and results keep JSON, so the label
+    "good" is '"good"', and true and 5 are 'true' and '5' -- the value itself, or its JSON string."""
+    return sorted({orjson.dumps(value).decode() for value in values} | set(values))
 
 
 def _number(text: str) -> float | None:
