@@ -187,3 +187,40 @@ def test_a_run_loopgate_generated_shows_its_logs_and_each_kind_of_judgment(
     results = _text(judged_page.split('<h2 id="evaluations-title">', 1)[1].split("</section>", 1)[0])
     assert results.startswith("Evaluation results select:") and "multi_select:" in results
     assert f'href="/ui/evaluations/{evaluation}#' in judged_page
+
+
+def test_the_log_list_is_filtered_by_a_judges_verdict(browser: httpx.Client, ui_server: Server) -> None:
+    mock = {"provider": "mock", "model": "mock-1"}
+    with ui_server.client() as api:
+        config = {**mock, "project": "judged-logs", "chat_template": [{"role": "user", "content": "{{q}}"}]}
+        registered = api.post("/model-configs", json=config).json()
+        project = registered["project_id"]
+        dataset = api.post(f"/projects/{project}/datasets", json={"name": "two", "description": ""}).json()
+        points = [
+            {"inputs": {"q": "first"}, "target": {"v": "yes"}},
+            {"inputs": {"q": "second"}, "target": {"v": "no"}},
+        ]
+        assert api.post(f"/datasets/{dataset['id']}/datapoints", json=points).status_code == 201
+        body = {
+            "name": "ui-verdict",
+            "description": "",
+            "arguments_type": "target_required",
+            "return_type": "boolean",
+            "type": "llm",
+            "model_config": {**mock, "prompt_template": "{{testcase.target.v}}"},
+        }
+        judge = api.post("/evaluators", json=body).json()["id"]
+        run = {"config_id": registered["config"]["id"], "dataset_id": dataset["id"], "evaluator_ids": [judge]}
+        evaluation = api.post(f"/projects/{project}/evaluations", json=run).json()["id"]
+        deadline = time.monotonic() + 30
+        while api.get(f"/evaluations/{evaluation}").json()["status"] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        records = api.get(f"/evaluations/{evaluation}/datapoints").json()["records"]
+        passed, failed = (record["log"]["id"] for record in records)
+    everything = browser.get(f"/ui/projects/{project}/logs").text
+    assert f'<option value="{judge}:false">ui-verdict: false</option>' in everything
+    assert passed in everything and failed in everything
+    only_failed = browser.get(f"/ui/projects/{project}/logs", params={"evaluation": f"{judge}:false"}).text
+    assert failed in only_failed and passed not in only_failed
+    assert f'<option value="{judge}:false" selected>' in only_failed

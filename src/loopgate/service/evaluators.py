@@ -81,9 +81,10 @@ class EvaluatorService:
     async def all(self, org_id: str) -> list[dict[str, Any]]:
         return await self._responses(org_id, await self._evaluators.of_org(org_id))
 
-    async def names(self, org_id: str) -> dict[str, str]:
-        """The organization's evaluators' names, by id."""
-        return {row.id: row.name for row in await self._evaluators.of_org(org_id)}
+    async def names(self, org_id: str, *, return_type: str | None = None) -> dict[str, str]:
+        """The organization's evaluators' names (of one return type, if given), by id, oldest first."""
+        rows = await self._evaluators.of_org(org_id)
+        return {row.id: row.name for row in rows if return_type in (None, row.return_type)}
 
     async def get(self, org_id: str, evaluator_id: str) -> dict[str, Any]:
         (response,) = await self._responses(org_id, [await self.row(org_id, evaluator_id)])

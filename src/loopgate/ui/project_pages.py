@@ -144,19 +144,17 @@ class LogQuery:
     end: str = ""
     session: str = ""
     sort: str = "newest"
+    evaluation: str = ""  # "<evaluator id>:<value>"
 
     def filter(self, project_id: str) -> queries.BrowserFilter:
-        feedback: dict[str, list[str]] = {}
-        if ":" in self.feedback:
-            feedback_type, label = self.feedback.split(":", 1)
-            feedback[feedback_type] = [label]
         logs = LogFilter(
             project_id=project_id,
             search=self.q.strip() or None,
             start=_day(self.start, end=False),
             end=_day(self.end, end=True),
             models=[self.model] if self.model else [],
-            feedback=feedback,
+            feedback=_pair(self.feedback),
+            evaluators=_pair(self.evaluation),
         )
         return queries.BrowserFilter(logs, config_id=self.config or None, session_id=self.session or None)
 
@@ -166,7 +164,16 @@ class LogQuery:
 
     @property
     def narrowed(self) -> bool:
-        return any((self.q, self.model, self.config, self.feedback, self.start, self.end, self.session))
+        fields = (self.q, self.model, self.config, self.feedback, self.start, self.end, self.session)
+        return any((*fields, self.evaluation))
+
+
+def _pair(chosen: str) -> dict[str, list[str]]:
+    """A ``<name>:<value>`` choice of the form as the LogFilter's {name: [value]}."""
+    if ":" not in chosen:
+        return {}
+    name, value = chosen.split(":", 1)
+    return {name: [value]}
 
 
 def feedback_choices(custom: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -178,6 +185,17 @@ def feedback_choices(custom: list[dict[str, Any]]) -> list[tuple[str, str]]:
                 (f"{definition['type']}:{label['value']}", f"{definition['type']}: {label['value']}")
             )
     return choices
+
+
+async def evaluation_choices(request: Request, org_id: str) -> list[tuple[str, str]]:
+    """(value, label) of each verdict of the organization's boolean evaluators, for the filter's select:
+    the logs a judge passed or failed."""
+    judges = await request.app.state.evaluators.names(org_id, return_type="boolean")
+    return [
+        (f"{evaluator_id}:{verdict}", f"{name}: {verdict}")
+        for evaluator_id, name in judges.items()
+        for verdict in ("true", "false")
+    ]
 
 
 def latest_feedback(log: dict[str, Any]) -> dict[str, Any]:
@@ -201,10 +219,11 @@ async def log_table(
     end: str = "",
     session: str = "",
     sort: str = "newest",
+    evaluation: str = "",
     page_number: PageNumber = 1,
 ) -> Response:
     context = await project_context(request, viewer, project_id, "logs")
-    query = LogQuery(q, model, config, feedback, start, end, session, sort)
+    query = LogQuery(q, model, config, feedback, start, end, session, sort, evaluation)
     store = request.app.state.store
     rows, has_next = await queries.BrowserLogStore(store.engine).window(
         viewer.org_id,
@@ -227,6 +246,7 @@ async def log_table(
         configs=configs,
         models=sorted({str(row.body["model"]) for row in configs if row.body.get("model")}),
         feedback_choices=feedback_choices(context["project"].feedback_types),
+        evaluation_choices=await evaluation_choices(request, viewer.org_id),
         query=query,
         sorts=SORTS,
         page_number=page_number,
