@@ -187,6 +187,11 @@ def test_a_run_loopgate_generated_shows_its_logs_and_each_kind_of_judgment(
     results = _text(judged_page.split('<h2 id="evaluations-title">', 1)[1].split("</section>", 1)[0])
     assert results.startswith("Evaluation results select:") and "multi_select:" in results
     assert f'href="/ui/evaluations/{evaluation}#' in judged_page
+    # The organization's evaluators, each with the project its judgments went to.
+    listed = browser.get("/ui/evaluators").text
+    row = listed.split(f'<tr id="{judges[0]}">', 1)[1].split("</tr>", 1)[0]
+    assert "select" in row and "mock-1" in row and "(evaluator evfn_" in row
+    assert re.search(r'href="/ui/projects/pr_[^"]+/logs">select \(evaluator', row)
 
 
 def test_the_log_list_is_filtered_by_a_judges_verdict(browser: httpx.Client, ui_server: Server) -> None:

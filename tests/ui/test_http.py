@@ -38,6 +38,7 @@ def _pages(seeded: Seeded) -> list[str]:
         f"/ui/datasets/{seeded.dataset_id}",
         f"/ui/projects/{seeded.faq_project_id}/evaluations",
         f"/ui/evaluations/{seeded.evaluation_id}",
+        "/ui/evaluators",
     ]
 
 
