@@ -7,6 +7,8 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -137,37 +139,59 @@ def test_another_organization_reads_as_not_found(ui_server: Server, seeded: Seed
             assert "faq-golden" not in response.text and "nightly" not in response.text
 
 
+@dataclass
+class _GeneratedRun:
+    project: str
+    evaluation: str
+    judges: list[str]
+
+
+MOCK = {"provider": "mock", "model": "mock-1"}
+
+
+def _generated_run(
+    api: httpx.Client, project: str, points: list[dict[str, Any]], judges: list[tuple[str, str, str]]
+) -> _GeneratedRun:
+    """A run loopgate generates over ``points`` with llm judges ``(name, return type, prompt)``, completed."""
+    config = {**MOCK, "project": project, "chat_template": [{"role": "user", "content": "{{q}}"}]}
+    registered = api.post("/model-configs", json=config).json()
+    project_id = registered["project_id"]
+    dataset = api.post(f"/projects/{project_id}/datasets", json={"name": project, "description": ""}).json()
+    assert api.post(f"/datasets/{dataset['id']}/datapoints", json=points).status_code == 201
+    judge_ids = []
+    for name, returns, template in judges:
+        body = {
+            "name": name,
+            "description": "",
+            "arguments_type": "target_required",
+            "return_type": returns,
+            "type": "llm",
+            "model_config": {**MOCK, "prompt_template": template},
+        }
+        judge_ids.append(api.post("/evaluators", json=body).json()["id"])
+    run = {"config_id": registered["config"]["id"], "dataset_id": dataset["id"], "evaluator_ids": judge_ids}
+    evaluation = api.post(f"/projects/{project_id}/evaluations", json=run).json()["id"]
+    deadline = time.monotonic() + 30
+    while api.get(f"/evaluations/{evaluation}").json()["status"] != "completed":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return _GeneratedRun(project_id, evaluation, judge_ids)
+
+
 def test_a_run_loopgate_generated_shows_its_logs_and_each_kind_of_judgment(
     browser: httpx.Client, ui_server: Server
 ) -> None:
-    mock = {"provider": "mock", "model": "mock-1"}
     with ui_server.client() as api:
-        config = {**mock, "project": "generated-run", "chat_template": [{"role": "user", "content": "{{q}}"}]}
-        registered = api.post("/model-configs", json=config).json()
-        project = registered["project_id"]
-        dataset = api.post(f"/projects/{project}/datasets", json={"name": "one", "description": ""}).json()
-        points = [{"inputs": {"q": "capital of France"}, "target": {"tags": "geo, europe"}}]
-        assert api.post(f"/datasets/{dataset['id']}/datapoints", json=points).status_code == 201
-        judges = []
-        for returns, template in (
-            ("select", "Pick: {{log.inputs.q}}"),
-            ("multi_select", "{{testcase.target.tags}}\nlast"),
-        ):
-            body = {
-                "name": returns,
-                "description": "",
-                "arguments_type": "target_required",
-                "return_type": returns,
-                "type": "llm",
-                "model_config": {**mock, "prompt_template": template},
-            }
-            judges.append(api.post("/evaluators", json=body).json()["id"])
-        run = {"config_id": registered["config"]["id"], "dataset_id": dataset["id"], "evaluator_ids": judges}
-        evaluation = api.post(f"/projects/{project}/evaluations", json=run).json()["id"]
-        deadline = time.monotonic() + 30
-        while api.get(f"/evaluations/{evaluation}").json()["status"] != "completed":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        generated = _generated_run(
+            api,
+            "generated-run",
+            [{"inputs": {"q": "capital of France"}, "target": {"tags": "geo, europe"}}],
+            [
+                ("select", "select", "Pick: {{log.inputs.q}}"),
+                ("multi_select", "multi_select", "{{testcase.target.tags}}\nlast"),
+            ],
+        )
+    evaluation, judges = generated.evaluation, generated.judges
     html = browser.get(f"/ui/evaluations/{evaluation}").text
     text = _text(html)
     assert "1 of 1 datapoints have a log" in text
@@ -195,34 +219,17 @@ def test_a_run_loopgate_generated_shows_its_logs_and_each_kind_of_judgment(
 
 
 def test_the_log_list_is_filtered_by_a_judges_verdict(browser: httpx.Client, ui_server: Server) -> None:
-    mock = {"provider": "mock", "model": "mock-1"}
     with ui_server.client() as api:
-        config = {**mock, "project": "judged-logs", "chat_template": [{"role": "user", "content": "{{q}}"}]}
-        registered = api.post("/model-configs", json=config).json()
-        project = registered["project_id"]
-        dataset = api.post(f"/projects/{project}/datasets", json={"name": "two", "description": ""}).json()
         points = [
             {"inputs": {"q": "first"}, "target": {"v": "yes"}},
             {"inputs": {"q": "second"}, "target": {"v": "no"}},
         ]
-        assert api.post(f"/datasets/{dataset['id']}/datapoints", json=points).status_code == 201
-        body = {
-            "name": "ui-verdict",
-            "description": "",
-            "arguments_type": "target_required",
-            "return_type": "boolean",
-            "type": "llm",
-            "model_config": {**mock, "prompt_template": "{{testcase.target.v}}"},
-        }
-        judge = api.post("/evaluators", json=body).json()["id"]
-        run = {"config_id": registered["config"]["id"], "dataset_id": dataset["id"], "evaluator_ids": [judge]}
-        evaluation = api.post(f"/projects/{project}/evaluations", json=run).json()["id"]
-        deadline = time.monotonic() + 30
-        while api.get(f"/evaluations/{evaluation}").json()["status"] != "completed":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        records = api.get(f"/evaluations/{evaluation}/datapoints").json()["records"]
+        generated = _generated_run(
+            api, "judged-logs", points, [("ui-verdict", "boolean", "{{testcase.target.v}}")]
+        )
+        records = api.get(f"/evaluations/{generated.evaluation}/datapoints").json()["records"]
         passed, failed = (record["log"]["id"] for record in records)
+    project, (judge,) = generated.project, generated.judges
     everything = browser.get(f"/ui/projects/{project}/logs").text
     assert f'<option value="{judge}:false">ui-verdict: false</option>' in everything
     assert passed in everything and failed in everything
