@@ -226,7 +226,13 @@ class LoopgateApp:
             # bodies) answers a declared length in plain text, and v4 clients parse errors as JSON.
             await error_response(RequestTooLarge(self.settings.max_request_bytes))(scope, receive, send)
             return
-        await app(scope, receive, send)
+        try:
+            await app(scope, receive, send)
+        except Exception:
+            # Already answered and logged (fastapi_app.install_error_handlers); Starlette raises it again
+            # after answering, and uvicorn would log the traceback a second time and drop the connection.
+            if scope["type"] != "http":
+                raise
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         # The ASGI lifespan protocol, as Starlette's router speaks it: failures are reported, then raised.

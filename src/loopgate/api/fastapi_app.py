@@ -124,13 +124,15 @@ def install_error_handlers(app: FastAPI, *, max_request_bytes: int) -> None:
         assert isinstance(exc, RequestValidationError)
         return validation_response(exc.errors())
 
-    async def database_error(request: Request, exc: Exception) -> Response:
-        # Errors no route handles reach Starlette's generic 500 otherwise; a database that cannot take
-        # the request (a full disk) is a 503 that says why.
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        # Errors no route handles reach Starlette's plain-text 500 otherwise: a database that cannot take
+        # the request (a full disk) is a 503 that says why, anything else v4's JSON 500, logged with its
+        # traceback. (Starlette raises the exception again after this answer: api/app.py lets it go.)
         return unexpected_error_response(exc, f"{request.method} {request.url.path}")
 
     app.add_exception_handler(LoopgateError, loopgate_error)
-    app.add_exception_handler(DBAPIError, database_error)
-    app.add_exception_handler(sqlite3.OperationalError, database_error)
+    app.add_exception_handler(DBAPIError, unexpected_error)
+    app.add_exception_handler(sqlite3.OperationalError, unexpected_error)
+    app.add_exception_handler(Exception, unexpected_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
