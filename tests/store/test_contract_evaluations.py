@@ -242,3 +242,20 @@ async def test_a_projects_runs_filtered_and_sorted(store: Store, catalog: Catalo
     rows, total = await catalog.evaluations.of_project(org, first.project_id, where=narrowed)
     assert [row.id for row in rows] == [first.id] and total == 1
     assert await ids(EvaluationFilter(datasets=["golden"]), by_mean) == [first.id, second.id]
+
+
+async def test_a_result_error_with_a_nul_is_stored(store: Store, catalog: Catalog, org: str) -> None:
+    # An error carries a provider's own words, which may hold U+0000; PostgreSQL's text cannot, and a run
+    # whose result could not be stored was retried for ever. Stored with U+FFFD in its place, as logs are.
+    run, _datapoints, evaluator_id = await _run(store, catalog, org)
+    stored = await catalog.evaluations.put_result(
+        run.id,
+        log_id="data_a",
+        evaluator_id=evaluator_id,
+        evaluator_version_id="evv_1",
+        value=None,
+        error="a\x00b",
+    )
+    assert stored.error == "a\ufffdb"
+    (read,) = await catalog.evaluations.results(run.id, ["data_a"])
+    assert read.error == "a\ufffdb"

@@ -21,6 +21,7 @@ from loopgate import ids
 from loopgate.store import tables
 from loopgate.store.datasets import DatapointRow
 from loopgate.store.projects import utc  # not store/logs: the Catalog must not import PostgreSQL's dialect
+from loopgate.store.queries import storable
 from loopgate.store.repository import now
 
 _V = tables.evaluations
@@ -426,7 +427,7 @@ class EvaluationStore:
             "evaluator_version_id": evaluator_version_id,
             "value": orjson.dumps(value).decode() if value is not None else None,
             "score": _score(value),
-            "error": error,
+            "error": storable(error),  # a provider's words, in a judge's error, may hold a NUL
             "evaluator_log_id": evaluator_log_id,
             "updated_at": stamp,
         }

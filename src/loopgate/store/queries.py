@@ -10,6 +10,14 @@ T = TypeVar("T")
 _IN_LIST = 500  # values per IN (...): old SQLite builds allow only 999 bound parameters
 
 
+def storable(value: Any) -> Any:
+    """``value`` as every backend can hold it: PostgreSQL's text cannot hold U+0000, so a string with one is
+    stored with U+FFFD in its place (anything else as it is)."""
+    if type(value) is str and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
 def in_chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
     """``values`` in slices small enough for one ``IN (...)`` list on every backend."""
     for start in range(0, len(values), _IN_LIST):

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loopgate import metrics
 from loopgate.store import tables, tallies
-from loopgate.store.queries import insert_ignore
+from loopgate.store.queries import insert_ignore, storable
 from loopgate.store.writers import item_error
 
 _log = logging.getLogger("loopgate.writer")
@@ -34,16 +34,10 @@ _NUL_ESCAPE = "\\u0000"
 _ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
-def _storable(value: Any) -> Any:
-    if type(value) is str and "\x00" in value:
-        return value.replace("\x00", "\ufffd")
-    return value
-
-
 def _complete(log: dict[str, Any]) -> dict[str, Any]:
     """Every column, NULL where the row does not name it: executemany compiles one statement from the first
     row's keys, and rows from different paths (chat, POST /logs) name different optional columns."""
-    row = {name: _storable(log.get(name)) for name in _COLUMNS}
+    row = {name: storable(log.get(name)) for name in _COLUMNS}
     payload = row["payload"]
     if type(payload) is str and _NUL_ESCAPE in payload:
         row["payload"] = _ESCAPED_NUL.sub(r"\1\\ufffd", payload)
@@ -140,7 +134,7 @@ class SQLAlchemyLogWriter:
 async def _insert(connection: AsyncConnection, blobs: dict[str, str], logs: list[dict[str, Any]]) -> None:
     if blobs:
         # Sorted: two processes inserting overlapping blobs lock them in the same order, never deadlock.
-        rows = [{"hash": digest, "data": _storable(blobs[digest])} for digest in sorted(blobs)]
+        rows = [{"hash": digest, "data": storable(blobs[digest])} for digest in sorted(blobs)]
         await connection.execute(insert_ignore(connection, tables.blobs), rows)
     if logs:
         # Sorted by tally row: the insert trigger updates log_tallies (revision 0005), see tallies.sort_key.
