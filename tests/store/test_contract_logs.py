@@ -156,6 +156,49 @@ async def test_latest_feedback_filters_and_sorts(store: Store, logs: LogStore, o
     assert descending == [good["id"], bad["id"], none["id"]]
 
 
+async def test_number_and_list_feedback_filter_and_sort_by_value(
+    store: Store, logs: LogStore, org: str
+) -> None:
+    project_id = await store.project_by_name(org, "feedback-values")
+    rows = [log_row(org, project_id=project_id) for _ in range(6)]
+    await write(store, *rows)
+    for row, stars in zip(rows, [9, 10, 2.5, 100, 0], strict=False):
+        await _feedback(store, org, row["id"], "stars", stars, 1)
+    await _feedback(store, org, rows[0]["id"], "action", ["copied", "saved"], 1)
+    await _feedback(store, org, rows[1]["id"], "action", ["saved"], 1)
+
+    by_value = [rows[4]["id"], rows[2]["id"], rows[0]["id"], rows[1]["id"], rows[3]["id"]]
+    ascending = await _ids(logs, org, LogFilter(project_id), LogSort("feedback-stars", descending=False))
+    descending = await _ids(logs, org, LogFilter(project_id), LogSort("feedback-stars", descending=True))
+    assert ascending == [*by_value, rows[5]["id"]]  # 0, 2.5, 9, 10, 100, then the log without any
+    assert descending == [*reversed(by_value), rows[5]["id"]]
+
+    def stars(*values: str) -> LogFilter:
+        return LogFilter(project_id, feedback={"stars": list(values)})
+
+    assert await _ids(logs, org, stars("10.0")) == [rows[1]["id"]]
+    assert await _ids(logs, org, stars("2.5", "1e2")) == [rows[3]["id"], rows[2]["id"]]
+    assert await _ids(logs, org, stars("0")) == [rows[4]["id"]]
+    assert await _ids(logs, org, stars("true")) == []
+    actions = {
+        value: LogFilter(project_id, feedback={"action": [value]}) for value in ("copied", "saved", "cop")
+    }
+    assert await _ids(logs, org, actions["copied"]) == [rows[0]["id"]]
+    assert await _ids(logs, org, actions["saved"]) == [rows[1]["id"], rows[0]["id"]]
+    assert await _ids(logs, org, actions["cop"]) == []
+
+
+async def test_oldest_first_keeps_the_order_of_one_instant(store: Store, logs: LogStore, org: str) -> None:
+    """The samples of one call share their time: oldest first lists them in the order they were made."""
+    project_id = await store.project_by_name(org, "one-instant")
+    samples = [log_row(org, project_id=project_id, created_at=stamp(1)) for _ in range(3)]
+    await write(store, *samples)
+    made = sorted(row["id"] for row in samples)  # ids sort by the time they were made
+    assert await _ids(logs, org, LogFilter(project_id), LogSort("timestamp", descending=False)) == made
+    assert await _ids(logs, org, LogFilter(project_id), LogSort("timestamp", descending=True)) == made[::-1]
+    assert await _ids(logs, org, LogFilter(project_id)) == made[::-1]
+
+
 async def test_references_update_and_delete(store: Store, logs: LogStore, org: str) -> None:
     project_id = await store.project_by_name(org, "changes")
     parent = log_row(org, project_id=project_id, reference_id="r-parent")

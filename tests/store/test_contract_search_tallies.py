@@ -13,6 +13,7 @@ import pytest
 from alembic import command
 from sqlalchemy import func, select, text
 
+from loopgate import ids
 from loopgate.store import tables
 from loopgate.store.db import create_engine, migrate, migration_config
 from loopgate.store.logs import LogFilter, LogStore
@@ -60,6 +61,39 @@ async def test_search_uses_the_index_and_follows_changes(store: Store, org: str,
         async with store.engine.connect() as connection:
             query = text("SELECT rowid FROM logs_search WHERE logs_search MATCH :q")
             assert len((await connection.execute(query, {"q": 'output : "mauritius"'})).all()) == 1
+
+
+async def test_a_term_in_many_long_inputs_finds_every_log(store: Store, org: str) -> None:
+    """More blobs hold the term than are looked up one by one (``_FEW_BLOBS``), most of them another
+    project's and another organization's: every log of the project that has it is still found, at any
+    depth of its inputs, and counted."""
+    logs = LogStore(store.engine)
+    mine = await store.project_by_name(org, "few-of-many")
+    crowded = await store.project_by_name(org, "many")
+    _key, stranger = await store.create_api_key(organization=f"org-{ids.new_id('o')}", name=None)
+    elsewhere = await store.project_by_name(stranger, "many-elsewhere")
+    blobs: dict[str, str] = {}
+
+    def document(number: int) -> str:
+        return f"document {number:04d} of a retrieval corpus, mentioning the Okapi somewhere in it" * 2
+
+    rows = [log_row(org, blobs, project_id=crowded, inputs={"doc": document(n)}) for n in range(150)]
+    rows += [
+        log_row(stranger, blobs, project_id=elsewhere, inputs={"doc": document(n)}) for n in range(150, 300)
+    ]
+    found = [
+        log_row(org, blobs, project_id=mine, inputs={"doc": document(300)}),
+        log_row(org, blobs, project_id=mine, inputs={"nested": {"pages": [document(301)]}}),
+        log_row(org, blobs, project_id=mine, output="an okapi in the output", inputs={"doc": "short"}),
+    ]
+    missed = log_row(org, blobs, project_id=mine, inputs={"doc": "no animal here " * 10})
+    await write(store, *rows, *found, missed, blobs=blobs)
+
+    ids_found, total = await _found(logs, org, mine, "OKAPI")
+    assert (sorted(ids_found), total) == (sorted(row["id"] for row in found), 3)
+    assert (await _found(logs, org, crowded, "okapi"))[1] == 150
+    assert (await _found(logs, stranger, elsewhere, "okapi"))[1] == 150
+    assert await _found(logs, org, mine, "document 0301") == ([found[1]["id"]], 1)  # few blobs: as before
 
 
 async def _tallied(store: Store, org: str) -> dict[tuple[str, str], int]:

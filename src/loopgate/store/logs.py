@@ -6,7 +6,7 @@ transaction on the pool. Every query is scoped to one organization.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,13 +14,16 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     ColumnElement,
+    Float,
     Select,
     Text,
     and_,
+    case,
     cast,
     false,
     func,
     literal_column,
+    null,
     or_,
     select,
     update,
@@ -35,9 +38,9 @@ from loopgate.store.queries import in_chunks, insert_ignore
 
 _logs = tables.logs
 _parents = tables.logs.alias("parent_log")
-# A search term matching more stored blobs than this only looks at the first ones (inputs longer than
-# ``content.MIN_LENGTH`` live in blobs, see ``_search``).
-_MAX_BLOB_MATCHES = 200
+# Up to this many stored blobs holding a search term are looked for one by one (each an index lookup);
+# more, and the project's logs are read for references to any of them (see ``_search``).
+_FEW_BLOBS = 200
 
 
 @dataclass(slots=True)
@@ -192,8 +195,7 @@ class LogStore:
             needs_config = any(sort.column == "model" for sort in sorts)
             base = _logs.outerjoin(tables.model_configs, tables.model_configs.c.id == _logs.c.config_id)
             total = await self._total(connection, org_id, where, conditions)
-            order = [self.sort_key(sort) for sort in sorts]
-            order += [_logs.c.created_at.desc(), _logs.c.id.desc()]
+            order = self.order(sorts)
             query = (
                 select(_logs.c.id)
                 .select_from(base if needs_config else _logs)
@@ -272,17 +274,40 @@ class LogStore:
             return text
         return func.json_extract(column, f"$.{key}")
 
-    def sort_key(self, sort: LogSort) -> Any:
+    def order(self, sorts: Sequence[LogSort]) -> list[Any]:
+        """ORDER BY terms: each sort's, then creation order, so that pages never overlap: newest first,
+        unless the logs are sorted by time oldest first (the samples of one call keep their order)."""
+        keys = [key for sort in sorts for key in self._sort_keys(sort)]
+        by_time = next((sort for sort in sorts if sort.column == "timestamp"), None)
+        if by_time is not None and not by_time.descending:
+            return [*keys, _logs.c.created_at.asc(), _logs.c.id.asc()]
+        return [*keys, _logs.c.created_at.desc(), _logs.c.id.desc()]
+
+    def _sort_keys(self, sort: LogSort) -> list[Any]:
+        keys: list[Any]
         if sort.column == "timestamp":
-            key: Any = _logs.c.created_at
+            keys = [_logs.c.created_at]
         elif sort.column == "source":
-            key = _logs.c.source
+            keys = [_logs.c.source]
         elif sort.column == "model":
-            key = self.json_text(tables.model_configs.c.body, "model")
+            keys = [self.json_text(tables.model_configs.c.body, "model")]
         else:
-            key = _latest_feedback(sort.column.removeprefix("feedback-"))
+            # Feedback is stored as JSON text: numbers first, by value (so 9 before 10), then the rest
+            # (labels, lists) by their text.
+            feedback_type = sort.column.removeprefix("feedback-")
+            keys = [_latest_feedback(feedback_type, self._json_number), _latest_feedback(feedback_type)]
         # Nulls last either way, the same on SQLite and PostgreSQL (their defaults differ).
-        return (key.desc() if sort.descending else key.asc()).nulls_last()
+        return [(key.desc() if sort.descending else key.asc()).nulls_last() for key in keys]
+
+    def _json_number(self, value: Any) -> Any:
+        """A JSON text column read as a number, NULL when it holds anything else."""
+        if self._postgres:
+            document = cast(value, JSONB)
+            return case(
+                (func.jsonb_typeof(document) == "number", cast(cast(document, Text), Float)),
+                else_=null(),
+            )
+        return case((func.json_type(value).in_(("integer", "real")), cast(value, Float)), else_=null())
 
     async def conditions(self, connection: AsyncConnection, where: LogFilter) -> list[Any]:
         conditions: list[Any] = [_logs.c.project_id == where.project_id]
@@ -338,6 +363,8 @@ class LogStore:
         output, the inputs expression and blobs; SQLite: the FTS5 table ``logs_search``). The LIKE
         conditions below stay as the definition of a match: on SQLite the FTS5 lookup only narrows the
         rows they are tested on (its case folding is a superset of LIKE's), so results do not change.
+        A term found in more than ``_FEW_BLOBS`` blobs (of any organization: blobs are shared) is matched
+        by reading each of the project's logs for a reference to one of them: slower, never incomplete.
         Returns the condition and whether it goes through ``logs_search``."""
         inputs = self._inputs_text()
         escaped = json_escaped(term)
@@ -345,12 +372,11 @@ class LogStore:
             _logs.c.output.ilike(like_pattern(term), escape="\\"),
             inputs.ilike(like_pattern(escaped), escape="\\"),
         ]
-        blob_query = (
-            select(tables.blobs.c.hash)
-            .where(tables.blobs.c.data.ilike(like_pattern(term), escape="\\"))
-            .limit(_MAX_BLOB_MATCHES)
-        )
+        holding = tables.blobs.c.data.ilike(like_pattern(term), escape="\\")
+        blob_query = select(tables.blobs.c.hash).where(holding).limit(_FEW_BLOBS + 1)
         digests = [str(digest) for digest in (await connection.execute(blob_query)).scalars()]
+        if len(digests) > _FEW_BLOBS:
+            return or_(*matches, self._references_any(holding)), False
         matches += [inputs.like(like_pattern(digest), escape="\\") for digest in digests]
         condition = or_(*matches)
         if self._postgres or len(term) < search.MIN_TERM or not await search.available(connection):
@@ -360,12 +386,31 @@ class LogStore:
         )
         return and_(literal_column("logs.rowid").in_(candidates), condition), True
 
+    def _references_any(self, holding: ColumnElement[bool]) -> ColumnElement[bool]:
+        """Whether the log's inputs reference a blob for which ``holding`` is true, at any depth. The blobs
+        are selected once (an uncorrelated subquery); each log's inputs are read as JSON."""
+        if self._postgres:
+            references = func.jsonb_path_query_array(
+                cast(_logs.c.payload, JSONB), literal_column(f"'$.inputs.**.\"{content.REF_KEY}\"'")
+            )
+            digests = select(func.array_agg(tables.blobs.c.hash)).where(holding).scalar_subquery()
+            return references.op("?|")(digests)
+        matching = select(tables.blobs.c.hash).where(holding)
+        node = func.json_tree(_logs.c.payload, "$.inputs").table_valued("key", "value").alias("node")
+        return (
+            select(literal_column("1"))
+            .select_from(node)
+            .where(node.c.key == content.REF_KEY, node.c.value.in_(matching))
+            .exists()
+        )
 
-def _latest_feedback(feedback_type: str) -> Any:
-    """The log's most recent feedback value of this type (JSON text), or NULL."""
+
+def _latest_feedback(feedback_type: str, reading: Callable[[Any], Any] | None = None) -> Any:
+    """The log's most recent feedback value of this type (JSON text, or ``reading`` of it), or NULL."""
     recorded = tables.feedback.alias("latest_feedback")
+    value = recorded.c.value if reading is None else reading(recorded.c.value)
     return (
-        select(recorded.c.value)
+        select(value)
         .where(recorded.c.log_id == _logs.c.id, recorded.c.type == feedback_type)
         .order_by(recorded.c.created_at.desc(), recorded.c.id.desc())
         .limit(1)
@@ -374,8 +419,8 @@ def _latest_feedback(feedback_type: str) -> Any:
 
 
 def _latest_feedback_among(feedback_type: str, values: list[str]) -> Any:
-    """Ids of the logs whose most recent feedback of this type is one of ``values``: a pass over that
-    type's feedback rows (few), instead of a lookup per log of the project (many)."""
+    """Ids of the logs whose most recent feedback of this type is one of ``values`` (``value_among``): a
+    pass over that type's feedback rows (few), instead of a lookup per log of the project (many)."""
     recorded = tables.feedback.alias("recorded")
     newer = tables.feedback.alias("newer")
     superseded = (
@@ -391,29 +436,39 @@ def _latest_feedback_among(feedback_type: str, values: list[str]) -> Any:
         .exists()
     )
     return select(recorded.c.log_id).where(
-        recorded.c.type == feedback_type, recorded.c.value.in_(values), ~superseded
+        recorded.c.type == feedback_type, value_among(recorded.c.value, values), ~superseded
     )
 
 
 def _judged_among(evaluator_id: str, values: list[str]) -> Any:
-    """Ids of the logs with a result of this evaluator (in any evaluation) that is one of ``values``, read
-    as a person types them: ``true``/``false``, a number (``5`` finds 5.0), a label, or one label of a
-    ``multi_select`` result. A pass over the evaluator's results (``ix_evaluation_results_evaluator``)."""
+    """Ids of the logs with a result of this evaluator (in any evaluation) that is one of ``values``
+    (``value_among``). A pass over the evaluator's results (``ix_evaluation_results_evaluator``)."""
     results = tables.evaluation_results
-    matches: list[Any] = [results.c.value.in_(_as_stored(values))]  # 5.0 is stored '5.0': see the score
-    numbers = [number for number in map(_number, values) if number is not None]
-    if numbers:  # the score is the value as a number; booleans are 1 and 0 there, and not numbers here
-        matches.append(and_(results.c.score.in_(numbers), results.c.value.not_in(["true", "false"])))
+    return select(results.c.log_id).where(
+        results.c.evaluator_id == evaluator_id, value_among(results.c.value, values)
+    )
+
+
+def value_among(stored: Any, values: list[str]) -> ColumnElement[bool]:
+    """Whether a stored JSON value (feedback, an evaluator's result) is one of ``values`` read as a person
+    types them: ``true``/``false``, a number (``5`` finds 5.0 and 10.0 finds 10), a label, or one label of
+    a ``multi_select`` list. Plain comparisons, so an index on the value serves all but the lists."""
+    matches: list[Any] = [stored.in_(_as_stored(values))]
     for value in values:  # a label among a list's: '"good"' inside '["good","fast"]'
         label = like_pattern(orjson.dumps(value).decode())
-        matches.append(and_(results.c.value.like("[%"), results.c.value.like(label, escape="\\")))
-    return select(results.c.log_id).where(results.c.evaluator_id == evaluator_id, or_(*matches))
+        matches.append(and_(stored.like("[%"), stored.like(label, escape="\\")))
+    return or_(*matches)
 
 
 def _as_stored(values: list[str]) -> list[str]:
     """What the values typed in a query may be stored as: feedback and results keep JSON, so the label
-    "good" is '"good"', and true and 5 are 'true' and '5' -- the value itself, or its JSON string."""
-    return sorted({orjson.dumps(value).decode() for value in values} | set(values))
+    "good" is '"good"', and true and 5 are 'true' and '5' (or '5.0', as a float is written)."""
+    stored = {orjson.dumps(value).decode() for value in values} | set(values)
+    for number in (number for number in map(_number, values) if number is not None):
+        stored.add(orjson.dumps(number).decode())
+        if number.is_integer() and abs(number) < 2**53:
+            stored.add(orjson.dumps(int(number)).decode())
+    return sorted(stored)
 
 
 def _number(text: str) -> float | None:

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from loopgate.store import tables
-from loopgate.store.logs import LogFilter, LogSort, LogStore, utc
+from loopgate.store.logs import LogFilter, LogSort, LogStore, utc, value_among
 
 _logs = tables.logs
 
@@ -59,7 +58,7 @@ class BrowserLogStore(LogStore):
                 if needs_config
                 else _logs
             )
-            order = [self.sort_key(sort), _logs.c.created_at.desc(), _logs.c.id.desc()]
+            order = self.order([sort])
             query = (
                 select(_logs.c.id)
                 .select_from(source)
@@ -83,9 +82,10 @@ class BrowserLogStore(LogStore):
             )
             conditions.append(_logs.c.config_id.in_(matching))
         for feedback_type, values in where.feedback.items():
-            encoded = sorted({orjson.dumps(value).decode() for value in values} | set(values))
             rated = select(feedback.c.log_id).where(
-                feedback.c.org_id == org_id, feedback.c.type == feedback_type, feedback.c.value.in_(encoded)
+                feedback.c.org_id == org_id,
+                feedback.c.type == feedback_type,
+                value_among(feedback.c.value, values),
             )
             conditions.append(_logs.c.id.in_(rated))
         return conditions
