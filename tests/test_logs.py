@@ -168,6 +168,14 @@ def test_config_id_must_exist_in_the_organization(client: httpx.Client, other: h
     assert detail_loc(client.post("/logs", json={"project": project})) == ["body", "config"]
     both = client.post("/logs", json={**log_body(project), "config_id": first["config_id"]})
     assert detail_loc(both) == ["body", "config_id"]
+    new_name = unique()
+    elsewhere = client.post("/logs", json={"project": new_name, "config_id": first["config_id"]})
+    assert elsewhere.status_code == 422 and detail_loc(elsewhere) == ["body", "config_id"]
+    assert "belongs to another project" in elsewhere.json()["detail"][0]["msg"]
+    listed = client.get("/projects", params={"filter": new_name}).json()["records"]
+    assert listed == []  # the refused log made no project
+    same = client.post("/logs", json={"project_id": first["project_id"], "config_id": first["config_id"]})
+    assert same.status_code == 200, same.text
     bad_tool = client.post("/logs", json=log_body(project, config={"type": "tool"}))
     assert detail_loc(bad_tool) == ["body", "config", "tool", "name"]
 

@@ -23,6 +23,7 @@ from loopgate.service.log_views import log_response, paginated
 from loopgate.store import content
 from loopgate.store.feedback import FeedbackStore
 from loopgate.store.logs import LogFilter, LogSort, LogStore, utc
+from loopgate.store.projects import ProjectStore
 from loopgate.store.repository import Store
 
 
@@ -177,6 +178,11 @@ class LogService:
                 raise NotFoundError(f"Config '{item.config_id}' not found")
         if item.project_id is not None and not await self._store.project_exists(org_id, item.project_id):
             raise NotFoundError(f"Project '{item.project_id}' not found")
+        config_project = stored_config["project_id"] if stored_config is not None else None
+        if config_project is not None and not await self._in_project(org_id, item, config_project):
+            # As deploying it elsewhere is refused: the log would sit outside its config's project, where
+            # neither the project's versions nor its model filter would find it.
+            raise RequestInvalid([*loc, "config_id"], f"Config '{item.config_id}' belongs to another project")
         if item.session_id is not None and not await self._store.session_exists(org_id, item.session_id):
             raise NotFoundError(f"Session '{item.session_id}' not found")
         parent = None
@@ -211,6 +217,16 @@ class LogService:
         if parent is not None and session_id is None:
             session_id = parent[1]
         return _Resolved(project_id, config_id, session_id, parent[0] if parent else None)
+
+    async def _in_project(self, org_id: str, item: LogRequest, project_id: str) -> bool:
+        """Whether the log's project, when it names one, is ``project_id`` (a name is looked up, not
+        created: a refused log leaves no project behind)."""
+        if item.project_id is not None:
+            return item.project_id == project_id
+        if item.project is not None:
+            named = await ProjectStore(self._store.engine).by_name(org_id, item.project)
+            return named is not None and named.id == project_id
+        return True
 
     async def _config_id(self, org_id: str, project_id: str, item: LogRequest) -> str:
         config = item.config
