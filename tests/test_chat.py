@@ -280,6 +280,23 @@ def test_tool_result_messages_are_accepted(client: httpx.Client) -> None:
     assert sent[1]["tool_calls"] == [call] and sent[2]["tool_call_id"] == "call_1"
 
 
+def test_object_arguments_of_sdk_0518_are_kept_json_encoded(client: httpx.Client) -> None:
+    """0.5.18 sent a message's tool_call arguments as an object; v4 (and 0.7.35, which types them as a
+    string) reads a JSON-encoded string, so that is what the log keeps."""
+    body = chat_body(unique(), "thanks")
+    legacy = {"name": "f", "arguments": {"city": "Oslo", "days": 3}}
+    body["messages"] = [
+        {"role": "assistant", "content": None, "tool_call": legacy},
+        {"role": "user", "content": "and now?"},
+    ]
+    answer = client.post("/chat", json=body)
+    assert answer.status_code == 200, answer.text
+    log = client.get(f"/logs/{answer.json()['data'][0]['id']}").json()
+    stored = log["messages"][0]["tool_call"]
+    assert stored["name"] == "f" and isinstance(stored["arguments"], str)
+    assert orjson.loads(stored["arguments"]) == {"city": "Oslo", "days": 3}
+
+
 def test_response_format_json_object(client: httpx.Client) -> None:
     body = chat_body(unique(), "give json", response_format={"type": "json_object"})
     payload = client.post("/chat", json=body).json()

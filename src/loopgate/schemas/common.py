@@ -3,6 +3,7 @@
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 # The widths of the String columns request values are stored in: beyond them PostgreSQL refuses the insert
@@ -50,10 +51,17 @@ class ModelEndpoints(StrEnum):
     EDIT = "edit"
 
 
+def _json_encoded(arguments: Any) -> Any:
+    """v4's arguments are a JSON-encoded string. SDK 0.5.18 sent the object itself: it is kept encoded, so
+    that 0.7.35 and TypeScript clients (which type the field as a string) can read the log back."""
+    if arguments is None or isinstance(arguments, str):
+        return arguments
+    return orjson.dumps(arguments).decode()
+
+
 class FunctionTool(LenientModel):
     name: str
-    # 0.5.18 sent arbitrary JSON here; 0.7.35 a JSON-encoded string.
-    arguments: Any = None
+    arguments: Annotated[Any, AfterValidator(_json_encoded)] = None
 
 
 class ToolCall(LenientModel):
