@@ -220,6 +220,82 @@ def test_listing_evaluations(client: httpx.Client, setup: Setup) -> None:
     assert client.get("/evaluations", params={"project_id": "pr_missing"}).status_code == 404
 
 
+def config_aggregates(client: httpx.Client, project_id: str, flag: Any = True) -> dict[str, Any]:
+    """config id -> its ``evaluation_aggregates`` in the project's config list."""
+    params = {} if flag is None else {"evaluation_aggregates": flag}
+    listed = ok(client.get(f"/projects/{project_id}/configs", params=params))
+    return {entry["config"]["id"]: entry["evaluation_aggregates"] for entry in listed}
+
+
+def test_config_list_evaluation_aggregates(client: httpx.Client, other: httpx.Client, setup: Setup) -> None:
+    alpha = ok(
+        client.post(
+            "/model-configs",
+            json={**MOCK_CONFIG, "name": "alpha", "temperature": 0.5, "project_id": setup.project_id},
+        )
+    )["config"]["id"]
+    # no evaluation yet: null without the flag, an empty list with it
+    assert config_aggregates(client, setup.project_id, None) == {setup.config_id: None, alpha: None}
+    assert config_aggregates(client, setup.project_id) == {setup.config_id: [], alpha: []}
+
+    exact, score = setup.exact["id"], setup.score["id"]
+    first = setup.create(client)["id"]
+    one, two = (log(client, first, dp) for dp in setup.datapoints)
+    ok(result(client, first, one["id"], exact, result=True), 201)
+    ok(result(client, first, two["id"], exact, result=False), 201)
+    ok(result(client, first, one["id"], score, result=3), 201)
+    ok(result(client, first, two["id"], score, result=4.5), 201)
+    second = setup.create(client, evaluator_ids=[score])["id"]
+    ok(result(client, second, log(client, second, setup.datapoints[0])["id"], score, result=6), 201)
+    on_alpha = setup.create(client, config_id=alpha, evaluator_ids=[exact])["id"]
+    text = evaluator(client, "human", "text")  # only errors, no numeric result
+    ok(client.patch(f"/evaluations/{on_alpha}/evaluators", json={"evaluator_ids": [text["id"]]}))
+    logged = log(client, on_alpha, setup.datapoints[0])
+    ok(result(client, on_alpha, logged["id"], text["id"], error="reviewer away"), 201)
+
+    for flag in (None, False, "false"):
+        assert config_aggregates(client, setup.project_id, flag) == {setup.config_id: None, alpha: None}
+    found = config_aggregates(client, setup.project_id, "true")
+    versions = aggregate_versions(client, first) | aggregate_versions(client, on_alpha)
+
+    def aggregate(config_id: str, evaluator_id: str, value: float | None) -> dict[str, Any]:
+        return {
+            "model_config_id": config_id,
+            "evaluator_id": evaluator_id,
+            "evaluator_version_id": versions[evaluator_id],
+            "aggregate_value": value,
+        }
+
+    # The evaluators of the config's runs, oldest run first; each result counts once over the runs (the
+    # number evaluator's 3, 4.5 and 6 give 4.5, not the mean of the two runs' means, 4.875).
+    assert found[setup.config_id] == [
+        aggregate(setup.config_id, exact, 0.5),
+        aggregate(setup.config_id, score, 4.5),
+    ]
+    assert found[alpha] == [aggregate(alpha, exact, None), aggregate(alpha, text["id"], None)]
+    # one run of a config: the config's aggregates are the run's
+    ok(result(client, on_alpha, logged["id"], exact, result=True), 201)
+    run = ok(client.get(f"/evaluations/{on_alpha}", params={"evaluator_aggregates": True}))
+    assert config_aggregates(client, setup.project_id)[alpha] == run["evaluator_aggregates"]
+    assert run["evaluator_aggregates"][0]["aggregate_value"] == 1.0
+
+    # another organization's runs stay its own, and this project is not its to read
+    theirs = Setup(other)
+    their_run = theirs.create(other)["id"]
+    their_log = log(other, their_run, theirs.datapoints[0])
+    ok(result(other, their_run, their_log["id"], theirs.exact["id"], result=True), 201)
+    foreign = other.get(f"/projects/{setup.project_id}/configs", params={"evaluation_aggregates": True})
+    assert foreign.status_code == 404
+    (their_aggregates,) = config_aggregates(other, theirs.project_id).values()
+    assert [(a["evaluator_id"], a["aggregate_value"]) for a in their_aggregates] == [
+        (theirs.exact["id"], 1.0),
+        (theirs.score["id"], None),
+    ]
+    mine = config_aggregates(client, setup.project_id)
+    assert {a["evaluator_id"] for entries in mine.values() for a in entries} == {exact, score, text["id"]}
+    assert mine[setup.config_id] == found[setup.config_id]
+
+
 class FourRuns:
     """Four runs of one project, in creation order r1..r4, over two configs ("mock-1", "alpha"), two datasets
     ("golden", "bronze") and both statuses; the number evaluator's mean is 3, none, 5 and 1."""

@@ -1,12 +1,13 @@
-"""What the SDK sees of an evaluation: EvaluationResponse (EvaluationResultResponse is in log_views.py),
-ModelConfigEvaluatorAggregateResponse and EvaluationDatapointSnapshotResponse, built from stored rows."""
+"""What the SDK sees of an evaluation: EvaluationResponse and EvaluationDatapointSnapshotResponse, built from
+stored rows (EvaluationResultResponse is in log_views.py, ModelConfigEvaluatorAggregateResponse in
+project_views.py: a config's list shows it too)."""
 
 from typing import Any
 
 from loopgate.service.datasets import dataset_response
 from loopgate.service.evaluators import evaluator_response
 from loopgate.service.log_views import timestamp
-from loopgate.service.project_views import config_view
+from loopgate.service.project_views import config_view, evaluator_aggregates
 from loopgate.store.datasets import DatasetRow
 from loopgate.store.evaluations import EvaluationRow
 from loopgate.store.evaluators import EvaluatorRow
@@ -43,13 +44,5 @@ def evaluation_response(
         "dataset_snapshot": {**current, "datapoint_count": snapshot_count},
     }
     if aggregates is not None:
-        response["evaluator_aggregates"] = [
-            {
-                "model_config_id": row.config_id,
-                "evaluator_id": evaluator.id,
-                "evaluator_version_id": evaluator.version_id,
-                "aggregate_value": aggregates.get(evaluator.id),
-            }
-            for evaluator in evaluators
-        ]
+        response["evaluator_aggregates"] = evaluator_aggregates(row.config_id, evaluators, aggregates)
     return response

@@ -1,13 +1,16 @@
 """Stored rows -> the v4 response documents: ModelConfigResponse (and the other ConfigResponse kinds),
-ProjectConfigResponse / GetModelConfigResponse, EnvironmentProjectConfigResponse, ProjectResponse."""
+ProjectConfigResponse / GetModelConfigResponse, ModelConfigEvaluatorAggregateResponse,
+EnvironmentProjectConfigResponse, ProjectResponse."""
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from loopgate.store.deployments import Environment
+from loopgate.store.evaluators import EvaluatorRow
 from loopgate.store.model_configs import ConfigRow, ConfigUsage
 from loopgate.store.projects import ProjectRow
 
@@ -97,10 +100,33 @@ def config_view(row: ConfigRow) -> dict[str, Any]:
     }
 
 
+def evaluator_aggregates(
+    config_id: str, evaluators: Sequence[EvaluatorRow], means: Mapping[str, float | None]
+) -> list[dict[str, Any]]:
+    """ModelConfigEvaluatorAggregateResponse of each evaluator, for an evaluation's ``evaluator_aggregates``
+    and a config's ``evaluation_aggregates``: ``aggregate_value`` null until it has a numeric result.
+    Earlier evaluator versions are not kept, so the version named is the current one."""
+    return [
+        {
+            "model_config_id": config_id,
+            "evaluator_id": evaluator.id,
+            "evaluator_version_id": evaluator.version_id,
+            "aggregate_value": means.get(evaluator.id),
+        }
+        for evaluator in evaluators
+    ]
+
+
 def project_config_view(
-    row: ConfigRow, project: ProjectRow, usage: ConfigUsage | None, *, environment_id: str | None = None
+    row: ConfigRow,
+    project: ProjectRow,
+    usage: ConfigUsage | None,
+    *,
+    environment_id: str | None = None,
+    aggregates: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """ProjectConfigResponse; with ``environment_id`` it is a GetModelConfigResponse."""
+    """ProjectConfigResponse; with ``environment_id`` it is a GetModelConfigResponse. ``aggregates`` is
+    null unless the caller asked for them (``evaluation_aggregates=true``)."""
     last_used: datetime = usage.last_used if usage and usage.last_used else row.created_at
     view: dict[str, Any] = {
         "project_id": project.id,
@@ -109,7 +135,7 @@ def project_config_view(
         "updated_at": row.created_at,  # versions are immutable
         "last_used": last_used,
         "num_datapoints": usage.num_datapoints if usage else 0,
-        "evaluation_aggregates": None,
+        "evaluation_aggregates": aggregates,
         "config": config_view(row),
     }
     if environment_id is not None:

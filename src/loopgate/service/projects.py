@@ -18,7 +18,7 @@ from loopgate.schemas.projects import (
 )
 from loopgate.service import feedback_types
 from loopgate.service.deployments import DeploymentService, require_config, require_project
-from loopgate.service.project_views import project_config_view, project_view
+from loopgate.service.project_views import evaluator_aggregates, project_config_view, project_view
 from loopgate.store.catalog import Catalog
 from loopgate.store.projects import ProjectRow
 
@@ -123,12 +123,32 @@ class ProjectService:
         catalog.store.forget_project(org_id, project.id, project.name)
         catalog.configs.forget([row.id for row in configs])
 
-    async def configs(self, org_id: str, project_id: str) -> list[dict[str, Any]]:
-        """ProjectConfigResponse for every config version of the project, oldest first."""
-        project = await require_project(self._catalog, org_id, project_id)
-        rows = await self._catalog.configs.for_project(project.id)
-        usage = await self._catalog.configs.usage([row.id for row in rows])
-        return [project_config_view(row, project, usage.get(row.id)) for row in rows]
+    async def configs(
+        self, org_id: str, project_id: str, *, aggregates: bool = False
+    ) -> list[dict[str, Any]]:
+        """ProjectConfigResponse for every config version of the project, oldest first. With
+        ``aggregates``, each carries its ``evaluation_aggregates``: one per evaluator of the evaluations of
+        that version, its results pooled over those runs (``aggregates_by_config``); [] for a version
+        never evaluated. The whole list takes a fixed number of queries, however many versions it has."""
+        catalog = self._catalog
+        project = await require_project(catalog, org_id, project_id)
+        rows = await catalog.configs.for_project(project.id)
+        usage = await catalog.configs.usage([row.id for row in rows])
+        if not aggregates:
+            return [project_config_view(row, project, usage.get(row.id)) for row in rows]
+        means = await catalog.evaluations.aggregates_by_config(org_id, project.id)
+        evaluators = await catalog.evaluators.many(
+            org_id, list({key for of_config in means.values() for key in of_config})
+        )
+        views = []
+        for row in rows:
+            of_config = means.get(row.id, {})
+            # An evaluator in use cannot be deleted (409): one is missing only if the project, and then
+            # the evaluator, were deleted between the reads above.
+            used = [evaluators[key] for key in of_config if key in evaluators]
+            summary = evaluator_aggregates(row.id, used, of_config)
+            views.append(project_config_view(row, project, usage.get(row.id), aggregates=summary))
+        return views
 
     async def add_feedback_type(
         self, org_id: str, project_id: str, request: FeedbackTypeRequest

@@ -152,6 +152,25 @@ def _score(value: Judgment | None) -> float | None:
     return float(value) if isinstance(value, bool | int | float) else None
 
 
+async def _means(
+    connection: AsyncConnection, group: ColumnElement[Any], *where: ColumnElement[bool]
+) -> dict[str, dict[str, float]]:
+    """group key (``group``, a column of the results or of their evaluation) -> evaluator id -> the mean of
+    its numeric results among the results ``where`` selects (true 1, false 0): v4's aggregate_value. Errors
+    and evaluators without a result are left out. Both the aggregates of a run and of a config come from
+    here, so they always agree."""
+    query = (
+        select(group, _VR.c.evaluator_id, func.avg(_VR.c.score))
+        .select_from(_VR.join(_V, _V.c.id == _VR.c.evaluation_id))
+        .where(_VR.c.score.is_not(None), *where)
+        .group_by(group, _VR.c.evaluator_id)
+    )
+    means: dict[str, dict[str, float]] = {}
+    for key, evaluator_id, mean in (await connection.execute(query)).all():
+        means.setdefault(str(key), {})[str(evaluator_id)] = float(mean)
+    return means
+
+
 async def _evaluator_ids(connection: AsyncConnection, evaluation_ids: Sequence[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {key: [] for key in evaluation_ids}
     if evaluation_ids:
@@ -469,17 +488,31 @@ class EvaluationStore:
         return (await self.aggregates_of([evaluation_id])).get(evaluation_id, {})
 
     async def aggregates_of(self, evaluation_ids: Sequence[str]) -> dict[str, dict[str, float]]:
-        """evaluation id -> evaluator id -> the mean of its numeric results in that evaluation (true 1,
-        false 0); errors and evaluators without a result are left out."""
+        """evaluation id -> evaluator id -> its aggregate_value in that evaluation (see ``_means``)."""
         if not evaluation_ids:
             return {}
-        query = (
-            select(_VR.c.evaluation_id, _VR.c.evaluator_id, func.avg(_VR.c.score))
-            .where(_VR.c.evaluation_id.in_(list(evaluation_ids)), _VR.c.score.is_not(None))
-            .group_by(_VR.c.evaluation_id, _VR.c.evaluator_id)
-        )
-        means: dict[str, dict[str, float]] = {}
         async with self._engine.connect() as connection:
-            for evaluation_id, evaluator_id, mean in (await connection.execute(query)).all():
-                means.setdefault(str(evaluation_id), {})[str(evaluator_id)] = float(mean)
-        return means
+            return await _means(
+                connection, _VR.c.evaluation_id, _VR.c.evaluation_id.in_(list(evaluation_ids))
+            )
+
+    async def aggregates_by_config(self, org_id: str, project_id: str) -> dict[str, dict[str, float | None]]:
+        """config id -> evaluator id -> its aggregate_value over every evaluation of that config version in
+        the project: the results of all those runs pooled (each result counts once, so a run with more
+        results weighs more), None for an evaluator of those runs without a numeric result yet. Evaluators
+        come in the order the runs have them, oldest run first; a config without a run is left out."""
+        runs = (_V.c.org_id == org_id, _V.c.project_id == project_id)
+        members = (
+            select(_V.c.config_id, _VE.c.evaluator_id)
+            .select_from(_V.join(_VE, _VE.c.evaluation_id == _V.c.id))
+            .where(*runs)
+            .order_by(_V.c.created_at, _V.c.id, _VE.c.position)
+        )
+        found: dict[str, dict[str, float | None]] = {}
+        async with self._engine.connect() as connection:
+            for config_id, evaluator_id in (await connection.execute(members)).all():
+                found.setdefault(str(config_id), {}).setdefault(str(evaluator_id), None)
+            means = await _means(connection, _V.c.config_id, *runs)
+        for config_id, of_config in means.items():
+            found.setdefault(config_id, {}).update(of_config)  # a result's evaluator is one of its run's
+        return found

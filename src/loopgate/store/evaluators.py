@@ -4,6 +4,7 @@ Every update gives the evaluator a new ``version_id`` in the same statement that
 always names exactly one set of fields (evaluation results record the version that produced them).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -112,6 +113,13 @@ class EvaluatorStore:
     async def get(self, org_id: str, evaluator_id: str) -> EvaluatorRow | None:
         found = await self._rows(select(_E).where(_E.c.org_id == org_id, _E.c.id == evaluator_id))
         return found[0] if found else None
+
+    async def many(self, org_id: str, evaluator_ids: Sequence[str]) -> dict[str, EvaluatorRow]:
+        """evaluator id -> row, for those of these ids that are the organization's, in one query."""
+        if not evaluator_ids:
+            return {}
+        query = select(_E).where(_E.c.org_id == org_id, _E.c.id.in_(list(evaluator_ids)))
+        return {row.id: row for row in await self._rows(query)}
 
     async def by_version(self, org_id: str, version_id: str) -> EvaluatorRow | None:
         """The evaluator whose current version this is (earlier versions are not kept)."""

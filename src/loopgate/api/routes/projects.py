@@ -86,8 +86,7 @@ async def delete_project(id: str, org_id: Organization, service: Projects) -> Re
 async def list_configs(
     id: str, org_id: Organization, service: Projects, evaluation_aggregates: bool = False
 ) -> Response:
-    # Evaluations are not kept here, so there are no aggregates to add whatever the flag says.
-    return JSONBytes(await service.configs(org_id, id))
+    return JSONBytes(await service.configs(org_id, id, aggregates=evaluation_aggregates))
 
 
 @router.get("/projects/{id}/active-config", response_class=JSONBytes)
