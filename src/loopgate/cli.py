@@ -46,7 +46,7 @@ def _start_up_imports() -> Iterator[None]:
 
 
 def _serve(settings: "Settings", args: argparse.Namespace) -> int:
-    workers = args.workers or settings.workers
+    workers = args.workers if args.workers is not None else settings.workers
     with _start_up_imports():
         import uvicorn
 
@@ -57,7 +57,7 @@ def _serve(settings: "Settings", args: argparse.Namespace) -> int:
     migrate(settings.database_url)
     options: dict[str, Any] = {
         "host": args.host or settings.host,
-        "port": args.port or settings.port,
+        "port": args.port if args.port is not None else settings.port,
         "loop": "uvloop",
         "http": "httptools",
         "ws": "none",  # no WebSocket routes: saves importing a WebSocket implementation at start-up
@@ -227,10 +227,24 @@ def _age(value: str) -> timedelta:
 
 
 def _positive(value: str) -> int:
-    number = int(value)
+    number = _whole_number(value)
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return number
+
+
+def _port(value: str) -> int:
+    number = _whole_number(value)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError("must be from 0 to 65535")
+    return number
+
+
+def _whole_number(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -241,8 +255,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the server (migrates the database first)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1, or LOOPGATE_HOST)")
-    serve.add_argument("--port", type=int, help="port (default 8000, or LOOPGATE_PORT)")
-    serve.add_argument("--workers", type=int, help="server processes (default 1, or LOOPGATE_WORKERS)")
+    serve.add_argument("--port", type=_port, help="port, 0 for any free one (default 8000, or LOOPGATE_PORT)")
+    serve.add_argument("--workers", type=_positive, help="server processes (default 1, or LOOPGATE_WORKERS)")
     serve.set_defaults(handler=_serve)
 
     keys = commands.add_parser("keys", help="manage API keys")
@@ -300,9 +314,10 @@ def _config_error(exc: ValueError) -> str:
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
+        # A map's key that is refused is named once, as the map's entry (pydantic adds a "[key]" part).
         return "; ".join(
             f"LOOPGATE_{str(error['loc'][0]).upper()}"
-            + "".join(f"[{part!r}]" for part in error["loc"][1:])
+            + "".join(f"[{part!r}]" for part in error["loc"][1:] if part != "[key]")
             + f": {error['msg']}"
             for error in exc.errors(include_input=False, include_url=False)
         )

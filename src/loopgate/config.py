@@ -53,6 +53,10 @@
 | LOOPGATE_OTLP_TIMEOUT | 10 | seconds for one export request |
 | LOOPGATE_OTLP_COMPRESSION | none | ``gzip`` compresses each export request's body |
 
+A ``sqlite://`` database URL is read as ``sqlite+aiosqlite://``, a ``postgresql://`` or ``postgres://`` one as
+``postgresql+asyncpg://``. Values loopgate cannot use (out of range, a URL that is not http(s), an unknown
+provider in the timeout maps) stop every command, with a message that names the variable, never its value.
+
 Each LOOPGATE_OTLP_* variable that is unset falls back to its OpenTelemetry counterpart:
 ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`` (only when neither loopgate endpoint is set; ignored with a
 warning when not an http(s) URL or when ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`` is ``grpc``),
@@ -67,7 +71,16 @@ import typing
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 
 from loopgate.schemas.common import ModelProviders
@@ -92,6 +105,29 @@ class DeclaredUpstream(BaseModel):
 UpstreamName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
 
+_PROVIDER_NAMES = tuple(provider.value for provider in ModelProviders)
+
+
+def _provider_name(name: str) -> str:
+    if name not in _PROVIDER_NAMES:
+        raise ValueError(f"not a provider; the providers are {', '.join(_PROVIDER_NAMES)}")
+    return name
+
+
+# The keys of the per-provider maps: a misspelt name would otherwise be an override that never applies.
+ProviderName = Annotated[str, AfterValidator(_provider_name)]
+Seconds = Annotated[float, Field(gt=0)]
+
+# The database URL forms accepted, and the driver each is read with: the async drivers loopgate runs on.
+_DATABASE_SCHEMES = {
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
 class InvalidEnvironment(ValueError):
     """A variable that cannot be read at all (bad JSON); the message names it and never echoes its value."""
 
@@ -112,8 +148,8 @@ class Settings(BaseModel):
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
     host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
+    port: int = Field(default=8000, ge=0, le=65535)  # 0: any free port
+    workers: int = Field(default=1, ge=1)
     # uvicorn's level names; cli.py applies the level to loopgate's own loggers as well as uvicorn's.
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
 
@@ -133,20 +169,20 @@ class Settings(BaseModel):
     openai_azure_api_version: str = "2024-10-21"
     replicate_api_key: str | None = None
     replicate_base_url: str = "https://api.replicate.com"
-    replicate_poll_interval: float = 0.5
+    replicate_poll_interval: float = Field(default=0.5, gt=0)
     bedrock_access_key_id: str | None = None
     bedrock_secret_access_key: str | None = None
     bedrock_session_token: str | None = None
     bedrock_region: str = "us-east-1"
     bedrock_base_url: str | None = None
-    provider_connect_timeout: float = 10.0
-    provider_timeout: float = 600.0
+    provider_connect_timeout: float = Field(default=10.0, gt=0)
+    provider_timeout: float = Field(default=600.0, gt=0)
     # Per-provider overrides of the two timeouts above, keyed by provider name (a JSON object in the env).
-    provider_connect_timeouts: dict[str, float] = {}
-    provider_timeouts: dict[str, float] = {}
-    provider_max_retries: int = 2
-    provider_retry_base_delay: float = 0.5
-    provider_retry_max_delay: float = 8.0
+    provider_connect_timeouts: dict[ProviderName, Seconds] = {}
+    provider_timeouts: dict[ProviderName, Seconds] = {}
+    provider_max_retries: int = Field(default=2, ge=0)
+    provider_retry_base_delay: float = Field(default=0.5, ge=0)
+    provider_retry_max_delay: float = Field(default=8.0, ge=0)
 
     # Seconds a stopping server waits for the requests in flight (long streams) before it cuts them short,
     # their partial logs committed: less than a process manager's own wait before SIGKILL (Kubernetes: 30 s).
@@ -156,9 +192,9 @@ class Settings(BaseModel):
     # the code runs as the server's user, so only where every holder of an API key may run code on it.
     python_evaluators: bool = False
 
-    writer_max_batch: int = 512
+    writer_max_batch: int = Field(default=512, ge=1)
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
-    auth_cache_seconds: float = 30.0
+    auth_cache_seconds: float = Field(default=30.0, ge=0)
     # Bodies are buffered before they are parsed: without a bound, one request could take all memory.
     max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
 
@@ -198,6 +234,39 @@ class Settings(BaseModel):
         if url is not None and not _is_http_url(url):
             raise ValueError("must be an http:// or https:// URL")
         return url or None
+
+    @field_validator(
+        "openai_base_url",
+        "groq_base_url",
+        "google_base_url",
+        "cohere_base_url",
+        "anthropic_base_url",
+        "replicate_base_url",
+        "openai_azure_endpoint",
+        "bedrock_base_url",
+    )
+    @classmethod
+    def _upstream_url(cls, url: str | None, info: ValidationInfo) -> str | None:
+        """The upstreams' URLs. The optional ones (endpoint, bedrock override) are unset when empty."""
+        if url is None or (not url and info.field_name in ("openai_azure_endpoint", "bedrock_base_url")):
+            return None
+        if not _is_http_url(url):
+            raise ValueError("must be an http:// or https:// URL")
+        return url
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        """``sqlite://`` and ``postgresql://`` / ``postgres://`` (the forms other tools and hosting providers
+        hand out) are read with the async driver. Never echoed: the URL may hold a password."""
+        scheme, separator, rest = url.partition("://")
+        driver = _DATABASE_SCHEMES.get(scheme.lower()) if separator else None
+        if driver is None:
+            raise ValueError(
+                "must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL "
+                "(sqlite://, postgresql:// and postgres:// are read as those)"
+            )
+        return f"{driver}://{rest}"
 
     @field_validator("otlp_headers", "otlp_resource_attributes")
     @classmethod
@@ -266,6 +335,7 @@ def _from_environment(fields: dict[str, FieldInfo]) -> dict[str, Any]:
 def _is_http_url(url: str) -> bool:
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018 (reading it raises ValueError for a port that is not a number 0-65535)
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
