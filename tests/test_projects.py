@@ -101,7 +101,7 @@ def test_list_paginates_filters_and_sorts(client: httpx.Client) -> None:
     assert default["page"] == 0 and default["size"] == 10 and default["total"] == 3
     assert [p["name"] for p in default["records"]] == list(reversed(names))  # newest first
     by_name = client.get("/projects", params={"filter": tag, "sort_by": "name", "order": "asc"}).json()
-    assert [p["name"] for p in by_name["records"]] == sorted(names)
+    assert [p["name"] for p in by_name["records"]] == sorted(names, key=str.lower)  # a, b, C
     first = client.get(
         "/projects", params={"filter": tag, "size": 2, "sort_by": "created_at", "order": "asc"}
     )

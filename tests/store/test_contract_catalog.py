@@ -25,16 +25,25 @@ async def test_projects_create_read_and_refuse_a_taken_name(catalog: Catalog, or
 
 
 async def test_projects_page_filter_and_sort(catalog: Catalog, org: str) -> None:
-    for name in ("Beta", "alpha", "gamma-beta", "delta"):
+    for name in ("Beta", "alpha", "gamma-beta", "delta", "École"):
         await catalog.projects.create(org, name, directory_id=None)
     rows, total = await catalog.projects.page(
         org, name_filter="BETA", sort_by="name", descending=False, page=0, size=10
     )
     assert total == 2 and [row.name for row in rows] == ["Beta", "gamma-beta"]
     rows, total = await catalog.projects.page(
-        org, name_filter=None, sort_by="name", descending=True, page=1, size=2
+        org, name_filter=None, sort_by="name", descending=True, page=2, size=2
     )
-    assert total == 4 and [row.name for row in rows] == ["alpha", "Beta"]  # byte order: upper case first
+    assert total == 5 and [row.name for row in rows] == ["alpha"]  # case does not order names
+    rows, _ = await catalog.projects.page(
+        org, name_filter=None, sort_by="name", descending=False, page=0, size=3
+    )
+    assert [row.name for row in rows] == ["alpha", "Beta", "delta"]
+    for typed in ("école", "ÉCOLE", "col"):  # beyond ASCII, case folds too (SQLite's lower() alone did not)
+        rows, _ = await catalog.projects.page(
+            org, name_filter=typed, sort_by="name", descending=False, page=0, size=10
+        )
+        assert [row.name for row in rows] == ["École"], typed
     rows, _ = await catalog.projects.page(
         org, name_filter="100%", sort_by="name", descending=False, page=0, size=10
     )

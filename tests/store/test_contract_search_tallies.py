@@ -63,6 +63,23 @@ async def test_search_uses_the_index_and_follows_changes(store: Store, org: str,
             assert len((await connection.execute(query, {"q": 'output : "mauritius"'})).all()) == 1
 
 
+async def test_search_folds_case_beyond_ascii(store: Store, org: str) -> None:
+    """Through the trigram index (3+ characters) and the scan (shorter); in outputs, inputs, long inputs."""
+    logs = LogStore(store.engine)
+    project_id = await store.project_by_name(org, "unicode-search")
+    blobs: dict[str, str] = {}
+    output = log_row(org, project_id=project_id, output="Résumé ÉTÉ")
+    short = log_row(org, project_id=project_id, output="nothing", inputs={"bird": "Ñandú"})
+    long = log_row(org, blobs, project_id=project_id, output="x", inputs={"doc": "ΑΘΗΝΑ is a city. " * 5})
+    await write(store, output, short, long, blobs=blobs)
+    assert await _found(logs, org, project_id, "RÉSUMÉ") == ([output["id"]], 1)
+    assert await _found(logs, org, project_id, "été") == ([output["id"]], 1)
+    assert await _found(logs, org, project_id, "ñandú") == ([short["id"]], 1)
+    assert await _found(logs, org, project_id, "Ñ") == ([short["id"]], 1)  # short: the scan
+    assert await _found(logs, org, project_id, "αθήνα") == ([], 0)  # accents are not folded away
+    assert await _found(logs, org, project_id, "αθηνα") == ([long["id"]], 1)
+
+
 async def test_a_term_in_many_long_inputs_finds_every_log(store: Store, org: str) -> None:
     """More blobs hold the term than are looked up one by one (``_FEW_BLOBS``), most of them another
     project's and another organization's: every log of the project that has it is still found, at any

@@ -65,8 +65,19 @@ def create_engine(
         cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        # SQLite's own lower() folds ASCII only, so a search for "été" missed "ÉTÉ" (ilike is lower() LIKE
+        # lower() here). Python's folds every script, as PostgreSQL's lower() does in a UTF-8 locale.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     return engine
+
+
+def _lower(value: object) -> str | None:
+    """SQL ``lower()`` with Unicode case mapping: NULL kept, anything else read as text and lower-cased."""
+    if value is None:
+        return None
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return text.lower()
 
 
 def migration_config(url: str) -> "Config":

@@ -109,8 +109,10 @@ class ProjectStore:
         condition = _P.c.org_id == org_id
         if name_filter:
             condition = condition & func.lower(_P.c.name).contains(name_filter.lower(), autoescape=True)
-        column = _P.c[sort_by]
-        order = (column.desc(), _P.c.id.desc()) if descending else (column.asc(), _P.c.id.asc())
+        # Names as people read them (alpha, Beta, gamma), the same on both backends whatever the collation;
+        # the exact name and the id keep the order total.
+        columns = [func.lower(_P.c.name), _P.c.name] if sort_by == "name" else [_P.c[sort_by]]
+        order = [column.desc() if descending else column.asc() for column in [*columns, _P.c.id]]
         query = select(_P).where(condition).order_by(*order).offset(page * size).limit(size)
         async with self._engine.connect() as connection:
             total = (await connection.execute(select(func.count()).select_from(_P).where(condition))).scalar()
