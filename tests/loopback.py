@@ -23,6 +23,8 @@ class Reply:
     frames: list[bytes] | None = None  # a stream: raw bytes, written one frame at a time
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "text/event-stream"
+    # A request header whose value replaces "{echo}" in the answer: an upstream quoting what it was sent.
+    echo: str | None = None
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Loopback:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 upstream.received.append(Received(marker, self.path, headers, body))
                 reply = upstream.scripts[marker](body) if marker else Reply(404, {"error": "no script"})
+                quoted = headers.get(reply.echo, "") if reply.echo else None
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -63,11 +66,15 @@ class Loopback:
                     self.send_header("Connection", "close")
                     self.end_headers()
                     for frame in reply.frames:
+                        if quoted is not None:
+                            frame = frame.replace(b"{echo}", quoted.encode())
                         self.wfile.write(frame)
                         self.wfile.flush()
                     self.close_connection = True
                     return
                 data = json.dumps(reply.body).encode()
+                if quoted is not None:
+                    data = data.replace(b"{echo}", json.dumps(quoted)[1:-1].encode())
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

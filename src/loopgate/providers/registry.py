@@ -12,6 +12,7 @@ from loopgate.errors import RequestInvalid
 from loopgate.providers import upstreams
 from loopgate.providers.base import Provider
 from loopgate.providers.http import UpstreamHTTP
+from loopgate.providers.redact import Redacting, server_secrets
 
 # Provider name -> the module (under loopgate.providers) whose ``build(settings, http)`` makes it.
 _MODULES: dict[str, str] = {
@@ -43,6 +44,7 @@ class ProviderRegistry:
         self._settings = settings
         self._http = http
         self._providers: dict[str, Provider] = {}
+        self._secrets = server_secrets(settings)
 
     def get(self, name: str) -> Provider:
         provider = self._providers.get(name)
@@ -56,6 +58,6 @@ class ProviderRegistry:
             )
         built = {name: _builder(name)(self._settings, self._http)}
         # LOOPGATE_UPSTREAMS, by model prefix: only the declared upstreams of this provider are built.
-        provider = upstreams.route(built, self._settings, self._http)[name]
+        provider = Redacting(upstreams.route(built, self._settings, self._http)[name], self._secrets)
         self._providers[name] = provider
         return provider
