@@ -268,6 +268,21 @@ def test_create_refused(client: httpx.Client, upstream: FakeReplicate) -> None:
     assert result.json()["detail"]["message"] == refusal["detail"]
 
 
+def test_a_model_is_two_encoded_path_segments(client: httpx.Client, upstream: FakeReplicate) -> None:
+    """The call carries the server's key: a model cannot aim it at another path of the API."""
+    for model in ("acme/x/../../../v1/trainings", "acme", "acme/", "../x", "acme/x/y"):
+        marker = upstream.script(Plan({"status": "succeeded", "output": ["no"]}))
+        refused = client.post("/chat", json=body(f"hi {marker}", model=model))
+        assert refused.status_code == 422, (model, refused.text)
+        assert refused.json()["detail"][0]["loc"] == ["body", "model_config", "model"]
+        assert upstream.received.get(marker, []) == []
+    marker = upstream.script(Plan({"status": "succeeded", "output": ["ok"]}))
+    odd = client.post("/chat", json=body(f"hi {marker}", model="acme/x?evil=1&#"))
+    assert odd.status_code == 200, odd.text
+    [call] = upstream.received[marker]
+    assert call.path == "/v1/models/acme/x%3Fevil%3D1%26%23/predictions"
+
+
 def test_missing_key(servers: dict[str, Server]) -> None:
     with servers["keyless"].client() as http:
         result = http.post("/chat", json=body("hello"))

@@ -16,9 +16,11 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
+from urllib.parse import quote
 
 from loopgate.errors import (
     ProviderError,
+    RequestInvalid,
     UpstreamConnectionError,
     UpstreamStatusError,
     UpstreamTimeout,
@@ -94,7 +96,7 @@ class ReplicatePredictionsAdapter:
         model, _, version = call.model.partition(":")
         if version:
             return f"{self._base}/v1/predictions", {"version": version, **body}
-        return f"{self._base}/v1/models/{model}/predictions", body
+        return f"{self._base}/v1/models/{_model_path(model)}/predictions", body
 
     def _headers(self, call: GenerationCall) -> dict[str, str]:
         # A v4 request cannot carry a Replicate key (provider_api_keys has no member for it), but the
@@ -317,3 +319,14 @@ class _StreamAssembly:
             "output": self.text,
             "stream_chunks": self.chunks,
         }
+
+
+def _model_path(model: str) -> str:
+    """``owner/name`` as two encoded path segments. The model comes from the request and the call carries
+    the server's key: anything else (``a/b/../../v1/trainings``, ``a/b?x=``) would aim it elsewhere."""
+    parts = model.split("/")
+    if len(parts) != 2 or any(part in ("", ".", "..") for part in parts):
+        raise RequestInvalid(
+            ["body", "model_config", "model"], "A Replicate model is owner/name or owner/name:version"
+        )
+    return "/".join(quote(part, safe="") for part in parts)
