@@ -203,3 +203,46 @@ def test_an_integer_beyond_64_bits_at_the_openai_door_is_a_400_naming_it(server:
     response = httpx.post(f"{server.base}/v1/chat/completions", json=body, headers=headers, timeout=30)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "seed"
+
+
+# -- nesting ------------------------------------------------------------------------------------------------
+
+DEEP = "JSON must not nest objects and arrays more than 200 levels deep"
+
+
+def nested(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/logs", {**LOG, "metadata": nested(300)}, ["metadata", *["a"] * 199]),
+        (
+            "/completion",
+            {**COMPLETE, "inputs": {"x": "y", "deep": nested(260)}},
+            ["inputs", "deep", *["a"] * 198],
+        ),
+        ("/model-configs", {**MOCK_CONFIG, "project": NAME, "other": nested(250)}, ["other", *["a"] * 199]),
+    ],
+)
+def test_a_body_nested_too_deep_is_a_422_naming_where(
+    client: httpx.Client, server: Server, path: str, body: Any, loc: list[Any]
+) -> None:
+    """orjson read these but could not write their log or answer (254 levels at most): a 500, after the
+    provider had been called on the generation routes."""
+    name = unique("deep")
+    response = send(client, "POST", path, json.dumps(body).replace(NAME, name).encode())
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == [{"loc": ["body", *loc], "msg": DEEP, "type": "value_error"}]
+    assert not db_rows(server.database, "SELECT id FROM projects WHERE name = ?", name)
+
+
+def test_a_body_nested_200_levels_is_answered(client: httpx.Client) -> None:
+    metadata = nested(198)  # the body, then metadata, then 198 levels: 200 in all
+    answered = client.post("/logs", json={**LOG, "project": unique("deep"), "metadata": metadata})
+    assert answered.status_code == 200, answered.text
+    assert client.get(f"/logs/{answered.json()['id']}").json()["metadata"] == metadata
