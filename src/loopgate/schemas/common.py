@@ -140,19 +140,30 @@ def _named(tool: ModelConfigTool) -> ModelConfigTool:
 InlineTool = Annotated[ModelConfigTool, AfterValidator(_named)]
 
 
+# A credential travels in an HTTP header: a line break or another control character in it cannot be sent
+# (the HTTP client refused it, a 500) and must not be (it would start another header).
+def _sendable(value: str) -> str:
+    if any(ord(character) < 0x20 or character == "\x7f" for character in value):
+        raise ValueError("must not contain a line break or another control character")
+    return value
+
+
+Credential = Annotated[str, AfterValidator(_sendable)]
+
+
 class ProviderApiKeys(BaseModel):
     """Per-request provider credentials. Used for the one call and never stored or logged."""
 
     model_config = ConfigDict(extra="ignore")
 
-    openai: str | None = None
-    ai21: str | None = None
-    mock: str | None = None
-    anthropic: str | None = None
-    bedrock: str | None = None
-    cohere: str | None = None
-    openai_azure: str | None = None
-    openai_azure_endpoint: str | None = None
+    openai: Credential | None = None
+    ai21: Credential | None = None
+    mock: Credential | None = None
+    anthropic: Credential | None = None
+    bedrock: Credential | None = None
+    cohere: Credential | None = None
+    openai_azure: Credential | None = None
+    openai_azure_endpoint: Credential | None = None
 
 
 ToolChoiceValue = Literal["none", "auto", "required"] | ToolChoice

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from loopgate.api.auth import Organization
+from loopgate.api.paging import PageFromZero
 from loopgate.api.responses import JSONBytes
 from loopgate.api.routing import V4Route
 from loopgate.schemas.projects import (
@@ -40,7 +41,7 @@ EnvironmentName = Annotated[
 async def list_projects(
     org_id: Organization,
     service: Projects,
-    page: Annotated[int, Query(ge=0, description="Page offset, from 0")] = 0,
+    page: PageFromZero = 0,
     size: Annotated[int, Query(ge=1, le=1000)] = 10,
     name_filter: Annotated[str | None, Query(alias="filter")] = None,
     user_filter: str | None = None,
