@@ -9,6 +9,10 @@ from playwright.sync_api import expect
 
 from tests.conftest import Server
 from tests.ui.conftest import SECRET, Seeded, sign_in
+from tests.ui.test_evaluation_pages import _generated_run
+
+# The page scrolls sideways when its content is wider than the window.
+_PAGE_OVERFLOW = "document.documentElement.scrollWidth - window.innerWidth"
 
 
 def test_sign_in_gate_wrong_key_and_sign_out(page: Any, ui_server: Server, shoot: Any) -> None:
@@ -257,3 +261,58 @@ def test_another_organizations_project_is_invisible(page: Any, ui_server: Server
     sign_in(page, seeded.other_key)
     expect(page.get_by_role("link", name="other-secret")).to_be_visible()
     expect(page.get_by_text("support-bot")).to_have_count(0)
+
+
+def test_a_phone_sized_window(page: Any, ui_server: Server, seeded: Seeded) -> None:
+    """At 390 px the log's side panel goes under its conversation, the header and the tabs wrap, and a
+    wide table scrolls inside its own box: the page itself never scrolls sideways."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, ui_server.api_key)
+
+    def within_window(locator: Any) -> None:
+        box = locator.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+
+    assert page.evaluate(_PAGE_OVERFLOW) <= 0
+    within_window(page.get_by_role("button", name="Find"))
+    within_window(page.get_by_role("button", name="Sign out"))
+
+    page.goto(f"/ui/projects/{seeded.project_id}/logs")
+    assert page.evaluate(_PAGE_OVERFLOW) <= 0
+    scroller = page.locator(".table-scroll").filter(has=page.locator("table.logs"))
+    assert scroller.evaluate("box => box.scrollWidth > box.clientWidth")  # it scrolls, not the page
+    within_window(page.get_by_role("navigation", name="Project").get_by_role("link", name="Evaluations"))
+
+    page.goto(f"/ui/logs/{seeded.child_log_id}")
+    assert page.evaluate(_PAGE_OVERFLOW) <= 0
+    conversation = page.locator(".detail-main .conversation").first.bounding_box()
+    facts = page.locator(".detail-side").bounding_box()
+    assert conversation is not None and facts is not None
+    assert conversation["width"] >= 300
+    assert facts["y"] >= conversation["y"] + conversation["height"]  # under it, not over it
+    within_window(page.get_by_role("button", name="Sign out"))
+    within_window(page.get_by_role("button", name="Save feedback"))
+
+
+def test_a_judges_text_answers_wrap_in_the_run_table(page: Any, ui_server: Server) -> None:
+    long_prompt = "Name the category of this answer and explain at length why it belongs there. " * 4
+    with ui_server.client() as api:
+        run = _generated_run(
+            api,
+            "wrapping-judge",
+            [{"inputs": {"q": "Where do I reset my password?"}, "target": {}}],
+            [("category", "select", long_prompt + "{{log.inputs.q}}"), ("ok", "boolean", "true")],
+        )
+    page.set_viewport_size({"width": 1440, "height": 900})
+    sign_in(page, ui_server.api_key)
+    page.goto(f"/ui/evaluations/{run.evaluation}")
+    expect(page.locator("table.run")).to_contain_text("This is a mock response to: Name the category")
+    assert page.evaluate(_PAGE_OVERFLOW) <= 0
+    table = page.locator("table.run").bounding_box()
+    assert table is not None and table["x"] + table["width"] <= 1440
+    answer = page.locator("table.run .chip-text")
+    assert (answer.get_attribute("title") or "").endswith("Where do I reset my password?")  # the whole text
+    output = page.locator("table.run tbody tr").first.locator("td").nth(3)
+    expect(output).to_contain_text("Where do I reset")
+    width = output.bounding_box()
+    assert width is not None and width["width"] >= 150  # the other columns keep room to be read

@@ -194,10 +194,16 @@ def test_a_run_loopgate_generated_shows_its_logs_and_each_kind_of_judgment(
     evaluation, judges = generated.evaluation, generated.judges
     html = browser.get(f"/ui/evaluations/{evaluation}").text
     text = _text(html)
-    assert "1 of 1 datapoints have a log" in text
+    assert "1 of 1 datapoint has a log" in text
     assert "This is a mock response to: capital of France" in text  # the generated log's output
     assert "This is a mock response to: Pick: capital of France" in text  # the select's choice
     assert "This is a mock response to: geo, europe, last" in text  # the multi_select's choices, joined
+    # Text answers wrap (a chip that never wrapped made the table 2,280 px wide), the whole text in a title.
+    assert (
+        '<span class="chip chip-text fb-other" title="This is a mock response to: Pick: capital of France">'
+        in html
+    )
+    assert '<td class="nowrap">' not in html
     # Each result links to its judgment's log, whose page shows the prompt the judge was sent.
     judgment_links = re.findall(r'<a class="judgment" href="(/ui/logs/data_[^"]+)"', html)
     assert len(judgment_links) == 2

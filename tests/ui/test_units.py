@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from loopgate.ui.diff import changed_count, pretty_json, side_by_side
 from loopgate.ui.redact import REDACTED, is_secret_key, redact
+from loopgate.ui.render import cost, dollars, plural, seconds, thousands
 from loopgate.ui.routing import PageRoute
 from loopgate.ui.views import message_view, session_tree
 
@@ -132,3 +133,42 @@ async def test_a_page_that_fails_answers_with_an_error_page(caplog: pytest.LogCa
         assert "unexpected error on GET /ui/broken" in caplog.text and "KeyError" in caplog.text
         full = await client.get("/ui/disk-full")
         assert full.status_code == 503 and "text/html" in full.headers["content-type"]
+
+
+def test_numbers_read_as_people_write_them() -> None:
+    assert [thousands(value) for value in (0, 999, 3000, 1333332, None)] == [
+        "0",
+        "999",
+        "3,000",
+        "1,333,332",
+        "",
+    ]
+    assert [plural(count, "log") for count in (0, 1, 2, 3000, None)] == [
+        "0 logs",
+        "1 log",
+        "2 logs",
+        "3,000 logs",
+        "0 logs",
+    ]
+    assert plural(1, "match", "matches") == "1 match" and plural(2, "match", "matches") == "2 matches"
+    latencies = (None, 0.0004, 0.84, 1.31, 12.345, 123.45, 12345.678)
+    assert [seconds(value) for value in latencies] == [
+        "",
+        "<1 ms",
+        "840 ms",
+        "1.31 s",
+        "12.3 s",
+        "123 s",
+        "12,346 s",
+    ]
+    amounts = (0, 0.00055, 0.1, 0.123456, 1234.50001, 0.000001)
+    assert [dollars(value) for value in amounts] == [
+        "$0.00",
+        "$0.00055",
+        "$0.10",
+        "$0.12346",
+        "$1,234.50",
+        "<$0.00001",
+    ]
+    assert cost({"prompt_cost": 1234.5, "output_cost": 0.00001}) == "$1,234.50"
+    assert cost({"prompt_cost": None, "output_cost": None}) == ""

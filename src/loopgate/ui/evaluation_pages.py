@@ -18,7 +18,7 @@ from loopgate.store.evaluations import EvaluationFilter
 from loopgate.ui import views
 from loopgate.ui.project_pages import PAGE_SIZE, PageNumber, project_context
 from loopgate.ui.render import page
-from loopgate.ui.routing import PageRoute, with_query
+from loopgate.ui.routing import PageRoute, page_links
 from loopgate.ui.session import SignedIn
 
 router = APIRouter(route_class=PageRoute)
@@ -34,13 +34,10 @@ def _evaluations(request: Request) -> EvaluationService:
     return service
 
 
-def _pages(request: Request, page_number: int, has_next: bool) -> dict[str, Any]:
-    return {
-        "page_number": page_number,
-        "has_next": has_next,
-        "previous_url": with_query(request, page=page_number - 1 if page_number > 2 else None),
-        "next_url": with_query(request, page=page_number + 1),
-    }
+def _pages(request: Request, page_number: int, total: int) -> dict[str, Any]:
+    return page_links(
+        request, page_number, has_next=page_number * PAGE_SIZE < total, size=PAGE_SIZE, total=total
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +102,7 @@ async def dataset_detail(
         dataset=dataset,
         datapoints=[datapoint_view(datapoint) for datapoint in found["records"]],
         first_row=(page_number - 1) * PAGE_SIZE + 1,
-        **_pages(request, page_number, page_number * PAGE_SIZE < found["total"]),
+        **_pages(request, page_number, found["total"]),
     )
 
 
@@ -138,7 +135,7 @@ async def evaluation_list(
         evaluations=evaluations,
         means={evaluation["id"]: _means(evaluation) for evaluation in evaluations},
         total=found["total"],
-        **_pages(request, page_number, page_number * PAGE_SIZE < found["total"]),
+        **_pages(request, page_number, found["total"]),
     )
 
 
@@ -195,7 +192,7 @@ async def evaluation_detail(
         rows=run_rows(found["records"], [evaluator["id"] for evaluator in evaluators]),
         versions=context["project"].versions,
         first_row=(page_number - 1) * PAGE_SIZE + 1,
-        **_pages(request, page_number, page_number * PAGE_SIZE < found["total"]),
+        **_pages(request, page_number, found["total"]),
     )
 
 

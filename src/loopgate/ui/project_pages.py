@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
@@ -17,7 +18,7 @@ from loopgate.store.model_configs import ConfigStore
 from loopgate.store.projects import ProjectRow, ProjectStore
 from loopgate.ui import queries, views
 from loopgate.ui.render import page
-from loopgate.ui.routing import PageRoute, see_other, with_query
+from loopgate.ui.routing import PageRoute, page_links, see_other, with_query
 from loopgate.ui.session import SignedIn
 
 router = APIRouter(route_class=PageRoute)
@@ -109,10 +110,9 @@ async def project_list(
         activity=await queries.last_activity(engine, [row.id for row in rows]),
         q=q,
         total=total,
-        page_number=page_number,
-        has_next=page_number * PAGE_SIZE < total,
-        previous_url=with_query(request, page=page_number - 1 if page_number > 2 else None),
-        next_url=with_query(request, page=page_number + 1),
+        **page_links(
+            request, page_number, has_next=page_number * PAGE_SIZE < total, size=PAGE_SIZE, total=total
+        ),
     )
 
 
@@ -166,6 +166,29 @@ class LogQuery:
     def narrowed(self) -> bool:
         fields = (self.q, self.model, self.config, self.feedback, self.start, self.end, self.session)
         return any((*fields, self.evaluation))
+
+
+_LIST_KEYS = ("q", "model", "config", "feedback", "start", "end", "session", "sort", "evaluation", "page")
+_MAX_LIST_VALUE = 500
+
+
+def list_state(raw: str) -> str:
+    """The log table's query string as a log page carries it (``/ui/logs/{id}?list=...``) to link back to
+    the same filtered page: only the table's own parameters, each once and of bounded length, re-encoded.
+    It is never a path: the link back is always ``/ui/projects/<the log's project>/logs?<this>``, so a
+    crafted value can change the filters shown and nothing else."""
+    if len(raw) > 8 * _MAX_LIST_VALUE:
+        return ""
+    params = parse_qs(raw)
+    kept = {}
+    for key in _LIST_KEYS:
+        value = (params.get(key) or [""])[0]
+        if not value or len(value) > _MAX_LIST_VALUE:
+            continue
+        if key == "page" and not (value.isdigit() and 1 < int(value) <= _MAX_PAGE):
+            continue
+        kept[key] = value
+    return urlencode(kept)
 
 
 def _pair(chosen: str) -> dict[str, list[str]]:
@@ -234,6 +257,9 @@ async def log_table(
     )
     logs = [log_response(row) for row in rows]
     configs = await ConfigStore(store.engine).for_project(project_id)
+    back = list_state(request.url.query)
+    # Without filters the project's tally says where the last page is; with them nothing is counted.
+    total = None if query.narrowed else context["project"].data_count
     return page(
         "logs.html",
         title=f"{context['project'].name} · Logs",
@@ -249,12 +275,10 @@ async def log_table(
         evaluation_choices=await evaluation_choices(request, viewer.org_id),
         query=query,
         sorts=SORTS,
-        page_number=page_number,
         first_row=(page_number - 1) * PAGE_SIZE + 1,
-        has_next=has_next,
-        previous_url=with_query(request, page=page_number - 1 if page_number > 2 else None),
-        next_url=with_query(request, page=page_number + 1),
+        **page_links(request, page_number, has_next=has_next, size=PAGE_SIZE, total=total),
         link=lambda **changes: with_query(request, page=None, **changes),
+        log_url=lambda log_id: f"/ui/logs/{log_id}" + (f"?{urlencode({'list': back})}" if back else ""),
     )
 
 
@@ -279,8 +303,11 @@ async def session_list(
         **context,
         sessions=result["records"],
         total=result["total"],
-        page_number=page_number,
-        has_next=page_number * PAGE_SIZE < result["total"],
-        previous_url=with_query(request, page=page_number - 1 if page_number > 2 else None),
-        next_url=with_query(request, page=page_number + 1),
+        **page_links(
+            request,
+            page_number,
+            has_next=page_number * PAGE_SIZE < result["total"],
+            size=PAGE_SIZE,
+            total=result["total"],
+        ),
     )

@@ -28,19 +28,55 @@ def excerpt(value: Any, length: int = 90) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
+def thousands(value: int | float | None) -> str:
+    """A count as people read it: ``1,333,332`` (what the projects list has always shown)."""
+    if value is None:
+        return ""
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.0f}"
+
+
+def plural(count: int | None, noun: str, nouns: str | None = None) -> str:
+    """``1 log``, ``0 logs``, ``3,000 logs``: a count with its noun in the right number."""
+    amount = count or 0
+    return f"{thousands(amount)} {noun if amount == 1 else (nouns or noun + 's')}"
+
+
 def seconds(value: float | None) -> str:
+    """A latency: milliseconds under a second, then seconds with fewer decimals as they grow
+    (``0.84`` -> ``840 ms``, ``1.31`` -> ``1.31 s``, ``12345.678`` -> ``12,346 s``)."""
     if value is None:
         return ""
     if value < 0.001:
         return "<1 ms"
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 10:
+        return f"{value:.2f} s"
+    if value < 100:
+        return f"{value:.1f} s"
+    return f"{value:,.0f} s"
+
+
+def dollars(value: float | None) -> str:
+    """Money: cents from a dollar up (``$1,234.50``); below, up to five decimals so a typical call's
+    cost still reads (``$0.00055``), never fewer than two (``$0.10``)."""
+    if value is None:
+        return ""
+    if value == 0:
+        return "$0.00"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) < 0.000005:
+        return "<$0.00001"
+    decimals = f"{value:.5f}".rstrip("0")
+    return "$" + (decimals if len(decimals.split(".")[1]) >= 2 else f"{value:.2f}")
 
 
 def cost(log: dict[str, Any]) -> str:
     parts = [log.get("prompt_cost"), log.get("output_cost")]
     if all(part is None for part in parts):
         return ""
-    return f"${sum(part or 0 for part in parts):.5f}"
+    return dollars(sum(part or 0 for part in parts))
 
 
 def shown_json(value: Any) -> str:
@@ -95,6 +131,8 @@ def _environment() -> "jinja2.Environment":
         excerpt=excerpt,
         seconds=seconds,
         cost=cost,
+        thousands=thousands,
+        plural=plural,
         json=shown_json,
         feedback_text=feedback_text,
         score=score,

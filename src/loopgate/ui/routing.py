@@ -17,6 +17,7 @@ _MAX_FORM_BYTES = 64 * 1024
 _TITLES = {
     403: "Not allowed",
     404: "Not found",
+    405: "Not allowed here",
     409: "Conflict",
     413: "Too large",
     422: "Not accepted",
@@ -91,3 +92,20 @@ def with_query(request: Request, **changes: str | int | None) -> str:
         else:
             params[key] = str(value)
     return request.url.path + ("?" + urlencode(params) if params else "")
+
+
+def page_links(
+    request: Request, page_number: int, *, has_next: bool, size: int, total: int | None = None
+) -> dict[str, Any]:
+    """What a paged list's template needs: its pager's links, and, for a page past the end, links to the
+    first page and (when the total is known) the last one."""
+    last_number = max(1, -(-total // size)) if total is not None else None
+    return {
+        "page_number": page_number,
+        "has_next": has_next,
+        "previous_url": with_query(request, page=page_number - 1 if page_number > 2 else None),
+        "next_url": with_query(request, page=page_number + 1),
+        "first_url": with_query(request, page=None),
+        "last_url": with_query(request, page=last_number if last_number and last_number > 1 else None),
+        "last_number": last_number,
+    }

@@ -94,6 +94,14 @@ async def require_viewer(request: Request) -> Viewer:
 SignedIn = Annotated[Viewer, Depends(require_viewer)]
 
 
+async def optional_viewer(request: Request) -> Viewer | None:
+    """Who is signed in, if anyone, for a page anyone may see (the "Not found" page): its header then
+    shows the breadcrumb and "Sign out" as every other page does."""
+    viewer = await _viewer_from_cookie(request)
+    request.state.viewer = viewer
+    return viewer
+
+
 def same_origin(request: Request) -> bool:
     """Browsers send Origin on every form POST; when it is there it must be this server. (Requests
     without one come from non-browser clients, which cannot hold the SameSite cookie for another site.)"""
