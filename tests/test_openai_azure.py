@@ -38,8 +38,12 @@ def servers(tmp_path_factory: pytest.TempPathFactory, upstream: Loopback) -> Ite
         LOOPGATE_OPENAI_AZURE_API_VERSION=VERSION,
     )
     bare = make_server(tmp_path_factory.mktemp("azure-bare"))
-    with serving(configured, bare):
-        yield {"configured": configured, "bare": bare}
+    fenced = make_server(
+        tmp_path_factory.mktemp("azure-fenced"),
+        LOOPGATE_OPENAI_AZURE_ENDPOINT_HOSTS="*.openai.azure.com, 127.0.0.2",
+    )
+    with serving(configured, bare, fenced):
+        yield {"configured": configured, "bare": bare, "fenced": fenced}
 
 
 @pytest.fixture
@@ -111,6 +115,33 @@ def test_request_endpoint_without_key_is_ignored(client: httpx.Client, upstream:
     assert client.post("/chat", json=body(marker, keys)).status_code == 200
     [call] = upstream.calls(marker)
     assert (call.path, call.headers["api-key"]) == (PATH, SERVER_KEY)
+
+
+def test_request_endpoints_outside_the_allowed_hosts_are_refused(
+    servers: dict[str, Server], upstream: Loopback
+) -> None:
+    """With LOOPGATE_OPENAI_AZURE_ENDPOINT_HOSTS a key holder cannot aim the server at another address."""
+    with servers["fenced"].client() as fenced:
+        for endpoint in (
+            f"{upstream.url}/internal",
+            "http://openai.azure.com.evil.test/",
+            "ftp://x.openai.azure.com",
+        ):
+            marker = upstream.script(Reply(body=completion("no")))
+            keys = {"openai_azure": REQUEST_KEY, "openai_azure_endpoint": endpoint}
+            refused = fenced.post("/chat", json=body(marker, keys))
+            assert refused.status_code == 422, (endpoint, refused.text)
+            assert refused.json()["detail"][0]["loc"] == [
+                "body",
+                "provider_api_keys",
+                "openai_azure_endpoint",
+            ]
+            assert upstream.calls(marker) == []
+        # An allowed host is called (nothing listens on 127.0.0.2's port: a 502, not a 422).
+        port = upstream.url.rsplit(":", 1)[1]
+        keys = {"openai_azure": REQUEST_KEY, "openai_azure_endpoint": f"http://127.0.0.2:{port}/"}
+        reached = fenced.post("/chat", json=body(upstream.script(Reply(body=completion("yes"))), keys))
+        assert reached.status_code != 422, reached.text
 
 
 def test_streamed(client: httpx.Client, upstream: Loopback) -> None:

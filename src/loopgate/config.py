@@ -21,6 +21,7 @@
 | LOOPGATE_OPENAI_AZURE_API_KEY | (none) | fallback key for provider ``openai_azure`` |
 | LOOPGATE_OPENAI_AZURE_ENDPOINT | (none) | Azure OpenAI resource, e.g. ``https://NAME.openai.azure.com`` |
 | LOOPGATE_OPENAI_AZURE_API_VERSION | 2024-10-21 | ``api-version`` query parameter of Azure OpenAI calls |
+| LOOPGATE_OPENAI_AZURE_ENDPOINT_HOSTS | (none: any) | hosts a request's Azure endpoint may name |
 | LOOPGATE_REPLICATE_API_KEY | (none) | key for provider ``replicate`` (v4 requests cannot carry one) |
 | LOOPGATE_REPLICATE_BASE_URL | https://api.replicate.com | Replicate predictions API (``/v1/...``) |
 | LOOPGATE_REPLICATE_POLL_INTERVAL | 0.5 | seconds between polls of an unfinished Replicate prediction |
@@ -167,6 +168,10 @@ class Settings(BaseModel):
     openai_azure_api_key: str | None = None
     openai_azure_endpoint: str | None = None
     openai_azure_api_version: str = "2024-10-21"
+    # Hosts a request's provider_api_keys.openai_azure_endpoint may name (comma-separated; "*.example.com"
+    # matches its subdomains). Empty: any, as v4 had it -- then any key holder can have the server POST to
+    # any address it reaches (with the caller's own key, never the server's).
+    openai_azure_endpoint_hosts: str = ""
     replicate_api_key: str | None = None
     replicate_base_url: str = "https://api.replicate.com"
     replicate_poll_interval: float = Field(default=0.5, gt=0)

@@ -4,13 +4,15 @@
 The model config's ``model`` is the deployment name. The key comes from ``provider_api_keys.openai_azure``
 else ``LOOPGATE_OPENAI_AZURE_API_KEY``; the endpoint from ``provider_api_keys.openai_azure_endpoint`` else
 ``LOOPGATE_OPENAI_AZURE_ENDPOINT``. A request's endpoint counts only when the request brings its own key
-too, so the server's key is never sent to an endpoint a client chose.
+too, so the server's key is never sent to an endpoint a client chose; with
+``LOOPGATE_OPENAI_AZURE_ENDPOINT_HOSTS`` set, a request's endpoint must name one of those hosts.
 """
 
-from urllib.parse import quote
+from fnmatch import fnmatchcase
+from urllib.parse import quote, urlsplit
 
 from loopgate.config import Settings
-from loopgate.errors import ProviderKeyMissing
+from loopgate.errors import ProviderKeyMissing, RequestInvalid
 from loopgate.providers.base import GenerationCall
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.openai_chat import OpenAIChatAdapter
@@ -31,6 +33,7 @@ class AzureOpenAIAdapter(OpenAIChatAdapter):
         http: UpstreamHTTP,
         retry: RetryPolicy,
         api_key: str | None,
+        endpoint_hosts: tuple[str, ...] = (),
     ) -> None:
         super().__init__(
             name="openai_azure",
@@ -44,10 +47,14 @@ class AzureOpenAIAdapter(OpenAIChatAdapter):
         )
         self._endpoint = endpoint
         self._api_version = api_version
+        self._endpoint_hosts = endpoint_hosts
 
     def _target(self, call: GenerationCall) -> tuple[str, dict[str, str]]:
         key: str | None = call.api_key or self._default_api_key
-        endpoint = (call.api_endpoint if call.api_key else None) or self._endpoint
+        requested = call.api_endpoint if call.api_key else None
+        if requested:
+            self._check_host(requested)
+        endpoint = requested or self._endpoint
         if not key or not endpoint:
             missing = " and ".join(
                 what
@@ -74,12 +81,31 @@ class AzureOpenAIAdapter(OpenAIChatAdapter):
         )
         return url, {"api-key": key, "Content-Type": "application/json"}
 
+    def _check_host(self, endpoint: str) -> None:
+        """A request's endpoint is an http(s) URL, on one of the allowed hosts when the server names some."""
+        try:
+            parts = urlsplit(endpoint)
+            scheme, host = parts.scheme, (parts.hostname or "").lower()
+        except ValueError:
+            scheme, host = "", ""
+        if scheme not in ("http", "https") or not host:
+            raise RequestInvalid(_ENDPOINT_LOC, "The Azure endpoint must be an http:// or https:// URL")
+        if self._endpoint_hosts and not any(fnmatchcase(host, allowed) for allowed in self._endpoint_hosts):
+            allowed = ", ".join(self._endpoint_hosts)
+            raise RequestInvalid(_ENDPOINT_LOC, f"This server calls Azure endpoints on {allowed} only")
+
+
+_ENDPOINT_LOC: list[str | int] = ["body", "provider_api_keys", "openai_azure_endpoint"]
+
 
 def build(settings: Settings, http: UpstreamHTTP) -> OpenAIChatAdapter:
     return AzureOpenAIAdapter(
         endpoint=settings.openai_azure_endpoint,
         api_version=settings.openai_azure_api_version,
         api_key=settings.openai_azure_api_key,
+        endpoint_hosts=tuple(
+            host.strip().lower() for host in settings.openai_azure_endpoint_hosts.split(",") if host.strip()
+        ),
         http=http,
         retry=RetryPolicy.from_settings(settings),
     )
