@@ -4,6 +4,7 @@ rows of different shapes share a batch, content is stored once, stop() commits w
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from sqlalchemy import func, select
@@ -28,7 +29,8 @@ async def test_concurrent_writes_share_commits_and_blobs(store: Store, org: str)
     assert await _count(store, tables.blobs) == 1
 
 
-async def test_a_failing_item_fails_alone(store: Store, org: str) -> None:
+async def test_a_failing_item_fails_alone(store: Store, org: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="loopgate.writer")
     taken = log_row(org)
     await write(store, taken)
     ok1, ok2 = log_row(org), log_row(org)
@@ -42,6 +44,10 @@ async def test_a_failing_item_fails_alone(store: Store, org: str) -> None:
     async with store.engine.connect() as connection:
         found = set((await connection.execute(select(tables.logs.c.id))).scalars())
     assert found == {taken["id"], ok1["id"], ok2["id"]}
+    # A conflict is expected (a 409), not a failure: one line, no traceback in the server's log.
+    written = [record for record in caplog.records if record.name == "loopgate.writer"]
+    assert any("conflict" in record.getMessage() for record in written)
+    assert not [record for record in written if record.exc_info]
 
 
 async def test_a_reference_id_taken_meanwhile_is_a_conflict_not_a_crash(store: Store, org: str) -> None:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loopgate import metrics
@@ -99,10 +100,14 @@ class SQLAlchemyLogWriter:
         # Counted only once a transaction is over: nothing after its COMMIT may fail it (and retry its rows).
         try:
             committed = await self._transaction(batch)
-        except Exception:
-            _log.warning(
-                "group commit of %d items failed; retrying them one by one", len(batch), exc_info=True
-            )
+        except Exception as exc:
+            if isinstance(exc, IntegrityError):
+                # One item's conflict (two requests racing for a reference_id): expected, answered 409.
+                _log.info("group commit of %d items hit a conflict; retrying them one by one", len(batch))
+            else:
+                _log.warning(
+                    "group commit of %d items failed; retrying them one by one", len(batch), exc_info=True
+                )
             for item in batch:
                 try:
                     committed = await self._transaction([item])

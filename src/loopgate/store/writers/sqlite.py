@@ -189,6 +189,9 @@ def commit_batch(
     # Counted only once a transaction is over: nothing after its COMMIT may fail it (and retry its rows).
     try:
         committed = _transaction(connection, lock_fd, batch)
+    except sqlite3.IntegrityError as exc:
+        # One item's conflict (two requests racing for a reference_id): expected, and answered with a 409.
+        _log.info("group commit of %d items hit a conflict (%s); retrying them one by one", len(batch), exc)
     except Exception:
         _log.warning("group commit of %d items failed; retrying them one by one", len(batch), exc_info=True)
     else:
