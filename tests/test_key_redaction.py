@@ -45,12 +45,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, upstream: Loopback) -> Iter
     instance.stop()
 
 
-@pytest.fixture
-def client(server: Server) -> Iterator[httpx.Client]:
-    with server.client() as http:
-        yield http
-
-
 def refused(header: str = "authorization") -> Reply:
     """A 401 quoting the header, as a misconfigured proxy might."""
     return Reply(
