@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.conftest import Server
@@ -431,3 +432,23 @@ def test_another_organization_sees_none_of_it(client: httpx.Client, other: httpx
     # the same project name in the other organization is a different project
     assert create(other, log_body(project))["project_id"] != project_id
     assert get(client, log_id)["output"] is None
+
+
+def test_oldest_first_lists_a_calls_samples_in_order(client: httpx.Client) -> None:
+    """The samples of one call share their time; their ids are made in order, so oldest first lists them
+    as the call numbered them (ids made in one millisecond were ordered by chance)."""
+    project = unique("samples")
+    made: list[str] = []
+    for stream in (False, True):
+        answer = client.post("/chat", json=chat_body(project, "count", num_samples=5, stream=stream))
+        assert answer.status_code == 200, answer.text
+        if stream:
+            events = [line for line in answer.text.splitlines() if line.startswith("data: ")]
+            finals = [orjson.loads(line[6:])["data"][0] for line in events]
+            by_index = {item["index"]: item["id"] for item in finals}
+            made += [by_index[index] for index in range(5)]
+        else:
+            made += [item["id"] for item in answer.json()["data"]]
+    project_id = client.get("/projects", params={"filter": project}).json()["records"][0]["id"]
+    listed = client.get("/logs", params={"project_id": project_id, "sort": "timestamp.asc"}).json()
+    assert [log["id"] for log in listed["records"]] == made

@@ -152,7 +152,8 @@ def _samples(prepared: Prepared, result: ProviderResult) -> list[records.Sample]
     prompt_tokens = result.usage.prompt_tokens if result.usage else tokens.count_messages(prepared.messages)
     single = len(result.generations) == 1 and result.usage is not None
     samples = []
-    for generation in result.generations:
+    log_ids = ids.new_ids(ids.LOG, len(result.generations))
+    for log_id, generation in zip(log_ids, result.generations, strict=True):
         output_tokens = (
             result.usage.generation_tokens
             if single and result.usage
@@ -160,7 +161,7 @@ def _samples(prepared: Prepared, result: ProviderResult) -> list[records.Sample]
         )
         samples.append(
             records.Sample(
-                log_id=ids.new_id(ids.LOG),
+                log_id=log_id,
                 index=generation.index,
                 raw_output=generation.raw_output,
                 finish_reason=generation.finish_reason,

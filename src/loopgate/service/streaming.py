@@ -166,7 +166,7 @@ class GenerationStream:
         self._started = started
         self._retries = retries  # the upstream retries of this stream, counted as it runs
         n = prepared.request.num_samples
-        self.log_ids = [ids.new_id(ids.LOG) for _ in range(n)]
+        self.log_ids = ids.new_ids(ids.LOG, n)
         self._states = [_SampleState() for _ in range(n)]
         self._end: StreamEnd | None = None
         self._shape = shape(prepared, self.log_ids)
