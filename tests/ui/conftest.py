@@ -323,6 +323,15 @@ def seeded(ui_server: Server) -> Seeded:
     return seed(ui_server)
 
 
+@pytest.fixture
+def signed_in(ui_server: Server, seeded: Seeded) -> Iterator[httpx.Client]:
+    """An HTTP client with the log browser's session cookie of the seeded organization."""
+    with httpx.Client(base_url=ui_server.base, timeout=30.0, follow_redirects=False) as client:
+        response = client.post("/ui/sign-in", data={"api_key": ui_server.api_key, "next": "/ui/projects"})
+        assert response.status_code == 303
+        yield client
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     # Module scope: playwright's sync API keeps an event loop running in this thread while it is open,

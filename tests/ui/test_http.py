@@ -17,14 +17,6 @@ def anonymous(ui_server: Server) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture
-def signed_in(ui_server: Server, seeded: Seeded) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=ui_server.base, timeout=30.0, follow_redirects=False) as client:
-        response = client.post("/ui/sign-in", data={"api_key": ui_server.api_key, "next": "/ui/projects"})
-        assert response.status_code == 303
-        yield client
-
-
 def _pages(seeded: Seeded) -> list[str]:
     return [
         "/ui/projects",
