@@ -107,6 +107,17 @@ class Provider(Protocol):
     def stream(self, call: GenerationCall) -> AsyncGenerator[StreamEvent, None]: ...
 
 
+class InFront:
+    """The base of a provider that stands in front of another (routing, redaction): it answers to the same
+    names and key fields, so a request's keys are looked up as the provider behind it needs them."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.name = provider.name
+        self.display_name = provider.display_name
+        self.key_field = provider.key_field
+        self.endpoint_field: str | None = getattr(provider, "endpoint_field", None)
+
+
 def normalise_finish_reason(reason: str | None) -> str | None:
     """v4 reports stop / length / tool_call whatever the upstream called them."""
     if reason is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from loopgate.config import Settings
 from loopgate.errors import ProviderError, UpstreamStatusError
-from loopgate.providers.base import GenerationCall, Provider, ProviderResult, StreamEvent
+from loopgate.providers.base import GenerationCall, InFront, Provider, ProviderResult, StreamEvent
 
 REDACTED = "[redacted]"
 # Shorter values are not looked for: no real key is this short, and replacing a common word would garble
@@ -77,14 +77,11 @@ def _walk(value: Any, secrets: tuple[str, ...]) -> Any:
     return value
 
 
-class Redacting:
+class Redacting(InFront):
     """A provider whose errors never carry the call's credentials (see the module's docstring)."""
 
     def __init__(self, provider: Provider, secrets: tuple[str, ...]) -> None:
-        self.name = provider.name
-        self.display_name = provider.display_name
-        self.key_field = provider.key_field
-        self.endpoint_field: str | None = getattr(provider, "endpoint_field", None)
+        super().__init__(provider)
         self._provider = provider
         self._secrets = secrets
 

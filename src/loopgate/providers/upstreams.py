@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import replace
 
 from loopgate.config import DeclaredUpstream, Settings
-from loopgate.providers.base import GenerationCall, Provider, ProviderResult, StreamEvent
+from loopgate.providers.base import GenerationCall, InFront, Provider, ProviderResult, StreamEvent
 from loopgate.providers.http import UpstreamHTTP
 from loopgate.providers.openai_chat import OpenAIChatAdapter
 from loopgate.providers.retry import RetryPolicy
@@ -30,14 +30,11 @@ class DeclaredUpstreamAdapter(OpenAIChatAdapter):
         return headers
 
 
-class UpstreamRouter:
+class UpstreamRouter(InFront):
     """A built-in provider with declared upstreams in front of it, chosen by the model's prefix."""
 
     def __init__(self, default: Provider, routes: dict[str, Provider]) -> None:
-        self.name = default.name
-        self.display_name = default.display_name
-        self.key_field = default.key_field
-        self.endpoint_field: str | None = getattr(default, "endpoint_field", None)
+        super().__init__(default)
         self._default = default
         self._routes = routes
 
